@@ -1,0 +1,193 @@
+"""The `ticketlib` command: list initializers, run a grid, export results.
+
+    ticketlib inits
+    ticketlib run --dataset mnist1d --model lenet_300_100 --inits xavier_normal,kaiming_normal \
+        --seeds 0,1 --protocol frankle2019 --conditions ticket,reinit,random --rounds 5 \
+        --iterations 2000 --store data/runs
+    ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
+    ticketlib results --store data/runs --out results.csv
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .errors import TicketError
+from .grid import expand_grid, run_grid
+from .inits import INIT_GROUPS, INITIALIZERS, formula
+from .protocols import PROTOCOLS
+from .results import early_stop_summary, export, load_results
+from .store import Store
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, not the usage block
+        raise TicketError(message)
+
+
+def names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def integers(text: str) -> list[int]:
+    """'0,1,5' or '0-4' (inclusive)."""
+    try:
+        if "-" in text.strip("-"):
+            low, high = text.split("-")
+            return list(range(int(low), int(high) + 1))
+        return [int(part) for part in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0,1,2 or 0-4; got {text!r}") from None
+
+
+def numbers(text: str) -> list[float]:
+    try:
+        return [float(part) for part in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,1,2; got {text!r}") from None
+
+
+def rates(text: str) -> dict[str, float]:
+    """'fc=0.2,output=0.1' → {'fc': 0.2, 'output': 0.1}."""
+    try:
+        return {key.strip(): float(value) for key, value in (part.split("=") for part in names(text))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KIND=RATE pairs like fc=0.2,output=0.1; got {text!r}") from None
+
+
+def expand_inits(requested: list[str]) -> list[str]:
+    return [name for item in requested for name in INIT_GROUPS.get(item, [item])]
+
+
+GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid file
+    "dataset": (names, "dataset(s): mnist1d, mnist, fashion_mnist, cifar10, npz:PATH"),
+    "model": (names, "model(s): lenet_300_100, conv2, conv4, conv6"),
+    "inits": (names, f"initializer(s), or a group: {', '.join(INIT_GROUPS)} (see `ticketlib inits`)"),
+    "seeds": (integers, "seeds, e.g. 0,1,2 or 0-4"),
+    "scales": (numbers, "multipliers of the init's weights, e.g. 0.5,1,2 (default 1)"),
+    "conditions": (names, "ticket, reinit, random (default ticket)"),
+    "protocol": (str, f"one of {', '.join(PROTOCOLS)} (default frankle2019)"),
+    "rounds": (int, "pruning rounds, round 0 being dense"),
+    "iterations": (int, "training iterations per round"),
+    "epochs": (int, "training epochs per round (instead of iterations)"),
+    "lr": (float, "Adam learning rate"),
+    "batch_size": (int, "minibatch size"),
+    "eval_every": (int, "iterations between validation/test evaluations"),
+    "rewind_iteration": (int, "rewind to this iteration instead of the init (late rewinding)"),
+    "prune_scope": (str, "layerwise or global"),
+    "prune_rates": (rates, "per layer kind, e.g. fc=0.2,conv=0.1,output=0.1 (global=0.2 for global)"),
+    "val_size": (int, "examples held out of the training set for validation"),
+    "num_samples": (int, "MNIST-1D examples to generate (80%% train, 20%% test)"),
+    "hidden": (integers, "hidden fully connected widths, e.g. 300,100"),
+    "activation": (str, "relu or leaky_relu (slope 0.05)"),
+    "bias_init": (str, "default (PyTorch's U(±1/√fan_in)) or zeros"),
+}
+RUN_FLAGS = {
+    "store": (str, "run store folder (default data/runs)"),
+    "data_root": (str, "where datasets are generated/downloaded (default data)"),
+    "device": (str, "auto, cpu, cuda, cuda:1, ... (default auto)"),
+}
+
+
+def yaml_arguments(path: str) -> list[str]:
+    """A YAML grid file as the equivalent command-line flags."""
+    if not Path(path).is_file():
+        raise TicketError(f"config file not found: {path}")
+    try:
+        spec = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as error:
+        raise TicketError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from None
+    if not isinstance(spec, dict):
+        raise TicketError(f"{path} must hold a mapping of flag names to values")
+    valid = {*GRID_FLAGS, *RUN_FLAGS, "prune_biases"}
+    argv = []
+    for key, value in spec.items():
+        key = str(key).replace("-", "_")
+        if key not in valid:
+            raise TicketError(f"{path}: unknown key {key!r}; valid: {', '.join(sorted(valid))}")
+        flag = "--" + key.replace("_", "-")
+        if key == "prune_biases":
+            argv.append(flag if value else "--no-prune-biases")
+        elif isinstance(value, dict):
+            argv += [flag, ",".join(f"{k}={v}" for k, v in value.items())]
+        elif isinstance(value, list):
+            argv += [flag, ",".join(map(str, value))]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ticketlib", description="Lottery-ticket experiments across initializers.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    commands.add_parser("inits", help="list the initializers and their formulas")
+    run = commands.add_parser("run", help="run (or finish) a grid of IMP runs")
+    run.add_argument("--config", help="YAML file whose keys mirror these flags; flags override it")
+    for flag, (kind, text) in {**GRID_FLAGS, **RUN_FLAGS}.items():
+        run.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, help=text)
+    run.add_argument("--prune-biases", action=argparse.BooleanOptionalAction, default=None,
+                     help="prune bias vectors too (seed2020 does)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    results = commands.add_parser("results", help="export all runs as one tidy table")
+    results.add_argument("--store", default="data/runs", help="run store folder")
+    results.add_argument("--out", help="FILE.parquet or FILE.csv; without it, print a summary")
+    return parser
+
+
+def command_inits(_args) -> None:
+    width = max(map(len, INITIALIZERS))
+    for name in INITIALIZERS:
+        print(f"{name:<{width}}  {formula(name)}")
+    print(f"\n{len(INITIALIZERS)} schemes; each is multiplied by --scales. "
+          f"Groups: {'; '.join(f'{g}: {len(v)} schemes' for g, v in INIT_GROUPS.items())}.")
+
+
+def command_run(args) -> None:
+    missing = [f"--{flag}" for flag in ("dataset", "model", "inits", "seeds") if getattr(args, flag) is None]
+    if missing:
+        raise TicketError(f"ticketlib run needs {', '.join(missing)} (as flags or in --config)")
+    hyper = {flag: getattr(args, flag) for flag in GRID_FLAGS
+             if flag not in ("dataset", "model", "inits", "seeds", "scales", "conditions", "protocol")}
+    configs = expand_grid(args.dataset, args.model, expand_inits(args.inits), args.seeds,
+                          args.conditions or ["ticket"], args.scales or [None],
+                          args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
+    store = Store(args.store or "data/runs")
+    start = time.perf_counter()
+    counts = run_grid(configs, store, args.device or "auto", args.data_root or "data",
+                      progress=not args.no_progress)
+    print(f"{counts['runs']} runs: {counts['trained']} rounds trained, {counts['diverged']} runs diverged, "
+          f"{time.perf_counter() - start:.1f} s. Store: {store.root}")
+
+
+def command_results(args) -> None:
+    if not Path(args.store).is_dir():
+        raise TicketError(f"run store not found: {args.store}")
+    table = load_results(args.store)
+    if args.out:
+        export(table, args.out)
+        print(f"{len(table)} rows from {table.run_id.nunique()} runs → {args.out}")
+    else:
+        with pd.option_context("display.width", 200, "display.max_rows", 500):
+            print(early_stop_summary(table).round(4).to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "run" and args.config:  # YAML first, so flags given after override it
+            args = parser.parse_args(["run", *yaml_arguments(args.config), *argv[1:]])
+        if args.command == "inits":
+            command_inits(args)
+        elif args.command == "run":
+            command_run(args)
+        else:
+            command_results(args)
+    except TicketError as error:
+        print(f"ticketlib: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,171 @@
+"""Datasets as tensors held in memory, split into train / validation / test.
+
+Names: `mnist1d` (generated offline by the `mnist1d` package), `mnist`, `fashion_mnist`,
+`cifar10` (downloaded by torchvision into `<root>/datasets`), and `npz:PATH` for your own
+arrays `x_train, y_train, x_test, y_test` (images uint8 N×H×W(×C), or float N×D).
+
+The validation split is carved from the training set with a fixed seed (the same for every
+run); normalisation statistics come from what remains of the training set.
+"""
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import TicketError, unknown
+from .seeds import generator
+
+TORCHVISION_SETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+DATASETS = ("mnist1d", *TORCHVISION_SETS, "npz:PATH")
+MNIST1D_DEFAULT_SAMPLES = 5000  # the package's default; 80% train, 20% test
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass
+class Data:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device) -> "Data":
+        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()}
+        return Data(**moved)
+
+
+def check_dataset(name: str) -> None:
+    if name.startswith("npz:"):
+        npz_arrays(name[4:])
+    elif name not in DATASETS:
+        raise unknown("dataset", name, DATASETS)
+
+
+def default_val_size(name: str, num_samples: int | None) -> int:
+    """F&C hold out 5K; the smaller sets hold out a tenth of their training set."""
+    if name in TORCHVISION_SETS:
+        return 5000
+    if name == "mnist1d":
+        return int(0.8 * num_samples) // 10
+    return len(npz_arrays(name[4:])[1]) // 10
+
+
+def fingerprint(name: str) -> str | None:
+    """Content hash of a user's npz file, so changing the file changes the run's address."""
+    if not name.startswith("npz:"):
+        return None
+    return hashlib.sha256(Path(name[4:]).read_bytes()).hexdigest()[:16]
+
+
+_CACHE: dict = {}
+
+
+def load_dataset(name: str, num_samples: int | None = None, val_size: int | None = None,
+                 root: str | Path = "data") -> Data:
+    """Load (and cache in this process) one dataset, split and normalised, on the CPU."""
+    check_dataset(name)
+    num_samples = num_samples or (MNIST1D_DEFAULT_SAMPLES if name == "mnist1d" else None)
+    if val_size is None:
+        val_size = default_val_size(name, num_samples)
+    key = (name, num_samples, val_size, str(root), fingerprint(name))
+    if key not in _CACHE:
+        _CACHE[key] = split_and_normalise(*raw_arrays(name, num_samples, Path(root)), val_size)
+    return _CACHE[key]
+
+
+def raw_arrays(name, num_samples, root):
+    if name == "mnist1d":
+        return mnist1d_arrays(num_samples, root)
+    if name in TORCHVISION_SETS:
+        return torchvision_arrays(name, root)
+    return npz_arrays(name[4:])
+
+
+def mnist1d_arrays(num_samples: int, root: Path):
+    """Generate MNIST-1D offline (never its download helper), cached as an npz under root."""
+    path = root / "datasets" / f"mnist1d-{num_samples}.npz"
+    if not path.exists():
+        from mnist1d.data import get_dataset_args, make_dataset
+        args = get_dataset_args()
+        args.num_samples = num_samples
+        state = np.random.get_state(), random.getstate()
+        try:  # make_dataset reseeds the global RNGs; leave them as we found them
+            d = make_dataset(args)
+        finally:
+            np.random.set_state(state[0])
+            random.setstate(state[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, x_train=d["x"].astype(np.float32), y_train=d["y"],
+                 x_test=d["x_test"].astype(np.float32), y_test=d["y_test"])
+        tmp.replace(path)
+    return npz_arrays(str(path))
+
+
+def torchvision_arrays(name: str, root: Path):
+    try:
+        import torchvision.datasets
+    except Exception as error:  # CUDA-only wheels fail at import with a RuntimeError
+        raise TicketError(
+            f"dataset {name!r} needs torchvision, which could not be imported ({error}). "
+            "Install the torchvision build that matches torch 2.13.0 (pip install torchvision "
+            "from the PyTorch index for your platform), or use mnist1d or npz:PATH.") from None
+    cls = getattr(torchvision.datasets, TORCHVISION_SETS[name])
+    folder = root / "datasets"
+    train, test = (cls(str(folder), train=flag, download=True) for flag in (True, False))
+    return tuple(np.asarray(a) for a in (train.data, train.targets, test.data, test.targets))
+
+
+def npz_arrays(path: str):
+    """The four arrays of a user's npz file, checked for presence and matching lengths."""
+    if not Path(path).is_file():
+        raise TicketError(f"npz file not found: {path}")
+    try:
+        f = np.load(path)
+    except Exception as error:
+        raise TicketError(f"cannot read {path} as npz: {error}") from None
+    if not hasattr(f, "files"):
+        raise TicketError(f"{path} is a single .npy array, not an npz archive")
+    with f:
+        missing = [a for a in NPZ_ARRAYS if a not in f.files]
+        if missing:
+            raise TicketError(f"{path} lacks array(s) {', '.join(missing)}; needs {', '.join(NPZ_ARRAYS)}")
+        arrays = tuple(f[a] for a in NPZ_ARRAYS)
+    for split, (x, y) in (("train", arrays[:2]), ("test", arrays[2:])):
+        if len(x) != len(y):
+            raise TicketError(f"{path}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+    return arrays
+
+
+def as_float_inputs(x: np.ndarray) -> torch.Tensor:
+    """uint8 images N×H×W(×C) → float N×C×H×W in [0, 1]; float N×D stays N×D."""
+    if x.dtype == np.uint8 and x.ndim in (3, 4):
+        x = torch.from_numpy(x).float() / 255
+        return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    if np.issubdtype(x.dtype, np.floating) and x.ndim == 2:
+        return torch.from_numpy(x).float()
+    raise TicketError(f"inputs must be uint8 images N×H×W(×C) or float N×D; got {x.dtype} {x.shape}")
+
+
+def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int) -> Data:
+    x_train, x_test = as_float_inputs(x_train), as_float_inputs(x_test)
+    y_train, y_test = (torch.as_tensor(np.asarray(y), dtype=torch.long) for y in (y_train, y_test))
+    if not 0 <= val_size < len(y_train):
+        raise TicketError(f"val_size must be in [0, {len(y_train)}) for this dataset; got {val_size}")
+    order = torch.randperm(len(y_train), generator=generator("validation-split"))
+    val, train = order[:val_size], order[val_size:]
+    x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[train], y_train[train]
+    dims = (0, 2, 3) if x_train.ndim == 4 else (0, 1)  # per channel for images, one scalar otherwise
+    mean, std = x_train.mean(dims, keepdim=True), x_train.std(dims, keepdim=True).clamp_min(1e-8)
+    norm = lambda x: (x - mean) / std  # noqa: E731
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Data(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, num_classes)

@@ -1,0 +1,180 @@
+"""Weight initializers, registered by name.
+
+Each scheme fills one Linear/Conv2d weight tensor in place from a seeded generator. fan_in is
+in_features (Linear) or in_channels·kh·kw (Conv2d); fan_out is out_features or
+out_channels·kh·kw. The first docstring line of each scheme is its exact formula at scale 1;
+every scheme is multiplied by the run's `scale` (so `xavier_normal_half` is `xavier_normal` at
+scale 0.5, and any scheme can be swept over scales).
+
+Biases are not drawn by the scheme: `bias_init` is either `default` (PyTorch's
+U(-1/√fan_in, 1/√fan_in), as in the 2020 study) or `zeros`.
+
+Draws are seeded by (seed, purpose, layer name) only, not by the scheme's name: with one seed,
+every scheme starts from the same generator state, so schemes are compared on paired random
+numbers (e.g. kaiming_normal and xavier_normal weights differ by one factor per layer).
+"""
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import unknown
+from .seeds import generator
+
+Scheme = Callable[[torch.Tensor, torch.Generator], None]
+INITIALIZERS: dict[str, Scheme] = {}
+BIAS_INITS = ("default", "zeros")
+TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of N(0,1) truncated to [-2, 2]
+
+
+def register(name: str):
+    def add(scheme: Scheme) -> Scheme:
+        INITIALIZERS[name] = scheme
+        return scheme
+    return add
+
+
+def fans(weight: torch.Tensor) -> tuple[int, int]:
+    receptive = math.prod(weight.shape[2:])
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
+def _normal(w, g, std):
+    w.normal_(0.0, std, generator=g)
+
+
+def _uniform(w, g, bound):
+    w.uniform_(-bound, bound, generator=g)
+
+
+@register("normal")
+def normal(w, g):
+    """N(0, 1)."""
+    _normal(w, g, 1.0)
+
+
+@register("uniform")
+def uniform(w, g):
+    """U(0, 1) (not centred: the 2020 study's scheme)."""
+    w.uniform_(0.0, 1.0, generator=g)
+
+
+@register("kaiming_normal")
+def kaiming_normal(w, g):
+    """N(0, 2/fan_in) (He et al. 2015; PyTorch kaiming_normal_, a=0, fan_in)."""
+    _normal(w, g, math.sqrt(2.0 / fans(w)[0]))
+
+
+@register("kaiming_uniform")
+def kaiming_uniform(w, g):
+    """U(-√(6/fan_in), √(6/fan_in)) (PyTorch kaiming_uniform_, a=0, fan_in)."""
+    _uniform(w, g, math.sqrt(6.0 / fans(w)[0]))
+
+
+@register("xavier_normal")
+def xavier_normal(w, g):
+    """N(0, 2/(fan_in+fan_out)) (Glorot & Bengio 2010, gain 1)."""
+    fan_in, fan_out = fans(w)
+    _normal(w, g, math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+@register("xavier_uniform")
+def xavier_uniform(w, g):
+    """U(-√(6/(fan_in+fan_out)), √(6/(fan_in+fan_out))) (Glorot & Bengio 2010, gain 1)."""
+    fan_in, fan_out = fans(w)
+    _uniform(w, g, math.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def _with_gain(base: Scheme, gain: float, label: str) -> Scheme:
+    def scheme(w, g):
+        base(w, g)
+        w.mul_(gain)
+    scheme.__doc__ = f"{label}: {base.__doc__.split(' (')[0]} × {gain} (gain {gain})."
+    return scheme
+
+
+for _base in ("xavier_normal", "xavier_uniform"):
+    for _suffix, _gain in (("half", 0.5), ("double", 2.0)):
+        register(f"{_base}_{_suffix}")(_with_gain(INITIALIZERS[_base], _gain, _base))
+
+
+@register("lecun_normal")
+def lecun_normal(w, g):
+    """N(0, 1/fan_in) (LeCun et al. 1998)."""
+    _normal(w, g, math.sqrt(1.0 / fans(w)[0]))
+
+
+@register("lecun_uniform")
+def lecun_uniform(w, g):
+    """U(-√(3/fan_in), √(3/fan_in)) (LeCun et al. 1998)."""
+    _uniform(w, g, math.sqrt(3.0 / fans(w)[0]))
+
+
+@register("orthogonal")
+def orthogonal(w, g):
+    """W·Wᵀ = I (rows ≤ cols) or Wᵀ·W = I, W flattened to out × fan_in (Saxe et al. 2014, gain 1)."""
+    nn.init.orthogonal_(w, gain=1.0, generator=g)
+
+
+@register("truncated_normal")
+def truncated_normal(w, g):
+    """N(0, σ²) truncated to ±2σ with σ = √(2/fan_in)/0.8796, so the std is √(2/fan_in) (Keras he_normal)."""
+    sigma = math.sqrt(2.0 / fans(w)[0]) / TRUNCATED_STD_FACTOR
+    nn.init.trunc_normal_(w, 0.0, sigma, -2 * sigma, 2 * sigma, generator=g)
+
+
+@register("pytorch_default")
+def pytorch_default(w, g):
+    """U(-1/√fan_in, 1/√fan_in) (PyTorch's Linear/Conv2d default, kaiming_uniform a=√5)."""
+    _uniform(w, g, 1.0 / math.sqrt(fans(w)[0]))
+
+
+@register("signed_constant")
+def signed_constant(w, g):
+    """±√(2/fan_in), sign uniformly at random (Zhou et al. 2019)."""
+    sign = torch.randint(0, 2, w.shape, generator=g, dtype=w.dtype) * 2 - 1
+    w.copy_(sign * math.sqrt(2.0 / fans(w)[0]))
+
+
+SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xavier_normal",
+                  "xavier_uniform", "xavier_normal_half", "xavier_uniform_half",
+                  "xavier_normal_double", "xavier_uniform_double"]
+INIT_GROUPS = {"all": list(INITIALIZERS), "seed2020": SEED2020_INITS}  # names usable in --inits
+
+
+def formula(name: str) -> str:
+    return INITIALIZERS[name].__doc__.strip().splitlines()[0]
+
+
+def check_init(name: str) -> None:
+    if name not in INITIALIZERS:
+        raise unknown("init", name, INITIALIZERS)
+
+
+def check_bias_init(name: str) -> None:
+    if name not in BIAS_INITS:
+        raise unknown("bias_init", name, BIAS_INITS)
+
+
+def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_parts) -> dict:
+    """Draw every Linear/Conv2d weight (and bias) of `model` in place; return a copy of the state.
+
+    `seed_parts` name the draw, e.g. (seed, "init") or (seed, "reinit").
+    """
+    check_init(init)
+    check_bias_init(bias_init)
+    scheme = INITIALIZERS[init]
+    with torch.no_grad():
+        for name, layer in model.named_modules():
+            if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+                continue
+            weight = torch.empty(layer.weight.shape)  # drawn on CPU: same values on every device
+            scheme(weight, generator(*seed_parts, name, "weight"))
+            layer.weight.copy_(weight * scale)
+            if layer.bias is not None:
+                bias = torch.zeros(layer.bias.shape)
+                if bias_init == "default":
+                    _uniform(bias, generator(*seed_parts, name, "bias"), 1.0 / math.sqrt(fans(weight)[0]))
+                layer.bias.copy_(bias)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

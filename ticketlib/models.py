@@ -1,0 +1,98 @@
+"""Models, registered by name. Each declares its prunable layers and their kind.
+
+`layer_kinds` maps a Linear/Conv2d module name to `conv`, `fc` or `output`; pruning rates are
+given per kind (F&C prune the output layer at half the fc rate).
+"""
+import math
+
+import torch
+from torch import nn
+
+from .errors import TicketError, unknown
+
+ACTIVATIONS = {"relu": lambda: nn.ReLU(), "leaky_relu": lambda: nn.LeakyReLU(0.05)}  # 0.05: the 2020 study
+CONV_PLANS = {  # F&C's CIFAR-10 networks: 3×3 convs, "M" = 2×2 max-pool
+    "conv2": [64, 64, "M"],
+    "conv4": [64, 64, "M", 128, 128, "M"],
+    "conv6": [64, 64, "M", 128, 128, "M", 256, 256, "M"],
+}
+DEFAULT_HIDDEN = {"lenet_300_100": (300, 100), **{name: (256, 256) for name in CONV_PLANS}}
+MODELS = tuple(DEFAULT_HIDDEN)
+
+
+class LeNet(nn.Module):
+    """Fully connected: flattened input → hidden widths → classes."""
+
+    def __init__(self, input_shape, num_classes, hidden=(300, 100), activation="relu"):
+        super().__init__()
+        widths = [math.prod(input_shape), *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Linear(widths[-1], num_classes)
+        self.act = ACTIVATIONS[activation]()
+        self.layer_kinds = {f"hidden.{i}": "fc" for i in range(len(hidden))} | {"out": "output"}
+
+    def forward(self, x):
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = self.act(layer(x))
+        return self.out(x)
+
+
+class ConvNet(nn.Module):
+    """F&C's Conv-2/4/6: 3×3 'same' convs and max-pools, then hidden fc layers, then classes."""
+
+    def __init__(self, plan, input_shape, num_classes, hidden=(256, 256), activation="relu"):
+        super().__init__()
+        if len(input_shape) != 3:
+            raise TicketError(f"conv models need image inputs C×H×W; this dataset's inputs are {tuple(input_shape)}")
+        self.act = ACTIVATIONS[activation]()
+        self.convs, self.pool_after = nn.ModuleList(), set()
+        channels = input_shape[0]
+        for step in plan:
+            if step == "M":
+                self.pool_after.add(len(self.convs) - 1)
+            else:
+                self.convs.append(nn.Conv2d(channels, step, 3, padding=1))
+                channels = step
+        pools = len(self.pool_after)
+        flat = channels * (input_shape[1] >> pools) * (input_shape[2] >> pools)
+        widths = [flat, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Linear(widths[-1], num_classes)
+        self.layer_kinds = ({f"convs.{i}": "conv" for i in range(len(self.convs))}
+                            | {f"hidden.{i}": "fc" for i in range(len(hidden))} | {"out": "output"})
+
+    def forward(self, x):
+        for i, conv in enumerate(self.convs):
+            x = self.act(conv(x))
+            if i in self.pool_after:
+                x = nn.functional.max_pool2d(x, 2)
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = self.act(layer(x))
+        return self.out(x)
+
+
+def check_model(name: str, activation: str = "relu") -> None:
+    if name not in MODELS:
+        raise unknown("model", name, MODELS)
+    if activation not in ACTIVATIONS:
+        raise unknown("activation", activation, ACTIVATIONS)
+
+
+def build_model(name, input_shape, num_classes, hidden=None, activation="relu") -> nn.Module:
+    check_model(name, activation)
+    hidden = tuple(hidden or DEFAULT_HIDDEN[name])
+    if name == "lenet_300_100":
+        return LeNet(input_shape, num_classes, hidden, activation)
+    return ConvNet(CONV_PLANS[name], input_shape, num_classes, hidden, activation)
+
+
+def prunable_tensors(model: nn.Module, prune_biases: bool) -> dict[str, str]:
+    """Parameter name → layer kind for every tensor that pruning may touch."""
+    tensors = {}
+    for layer, kind in model.layer_kinds.items():
+        tensors[f"{layer}.weight"] = kind
+        if prune_biases:
+            tensors[f"{layer}.bias"] = kind
+    return tensors

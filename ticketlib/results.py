@@ -1,0 +1,58 @@
+"""All runs in a store as one tidy table: one row per run × round × evaluation point."""
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import TicketError
+from .store import Store
+
+KEY_COLUMNS = ["dataset", "model", "init", "scale", "seed", "protocol", "condition", "round",
+               "weights_remaining", "iteration", "train_loss", "val_loss", "val_acc", "test_acc",
+               "is_early_stop", "diverged"]
+FORMATS = (".parquet", ".csv")
+
+
+def _flat(value):
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return value
+
+
+def load_results(store: str | Path = "data/runs") -> pd.DataFrame:
+    records = []
+    for run in Store(store).runs():
+        config = {k: _flat(v) for k, v in run.config.items()}
+        for r in run.rounds():
+            metrics = run.metrics(r)
+            for row in metrics["rows"]:
+                records.append({**config, "run_id": run.path.name, "round": r,
+                                "weights_remaining": metrics["weights_remaining"],
+                                "diverged": metrics["diverged"], **row})
+    table = pd.DataFrame.from_records(records, columns=None if records else KEY_COLUMNS)
+    rest = [c for c in table.columns if c not in KEY_COLUMNS]
+    table = table[KEY_COLUMNS + rest]
+    return table.astype({c: float for c in ("train_loss", "val_loss", "val_acc", "test_acc")})
+
+
+def export(table: pd.DataFrame, path: str | Path) -> None:
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise TicketError(f"results file must end in {' or '.join(FORMATS)}; got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        table.to_parquet(tmp, index=False)
+    else:
+        table.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def early_stop_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean test accuracy and iteration at early stop per init, condition and round."""
+    stops = table[table.is_early_stop]
+    keys = ["dataset", "model", "protocol", "init", "scale", "condition", "round"]
+    return stops.groupby(keys, as_index=False).agg(
+        weights_remaining=("weights_remaining", "first"), seeds=("seed", "nunique"),
+        test_acc=("test_acc", "mean"), iteration=("iteration", "mean"))
