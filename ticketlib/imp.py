@@ -50,7 +50,6 @@ def early_stop_flags(rows: list[dict], diverged: bool) -> list[bool]:
 def run_imp(config: dict, store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
     """Run (or finish) every round of one run; returns how many rounds were trained."""
     run = store.run(config)
-    config = run.config
     ticket = run
     trained = 0
     if config["condition"] != "ticket":

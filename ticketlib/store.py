@@ -22,9 +22,12 @@ import torch
 from .protocols import UNHASHED
 
 
+def hashed_part(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in UNHASHED}
+
+
 def run_id(config: dict) -> str:
-    hashed = {k: v for k, v in config.items() if k not in UNHASHED}
-    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(hashed_part(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -75,7 +78,7 @@ class Store:
         if not config_file.exists():
             path.mkdir(parents=True, exist_ok=True)
             tmp = path / f".config.{os.getpid()}.json"
-            tmp.write_text(json.dumps(config, indent=1, sort_keys=True))
+            tmp.write_text(json.dumps(hashed_part(config), indent=1, sort_keys=True))
             tmp.replace(config_file)
         return Run(path, json.loads(config_file.read_text()))
 

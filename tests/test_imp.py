@@ -1,0 +1,150 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+import ticketlib.imp as imp
+from ticketlib.grid import run_grid
+from ticketlib.inits import initialize
+from ticketlib.models import build_model
+from ticketlib.pruning import kept
+from ticketlib.store import Store
+from ticketlib.train import train
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Record the (state, mask, start) every training starts from."""
+    calls = []
+
+    def recording_train(model, state, mask, data, config, start, stop, snapshot_at=None):
+        calls.append(dict(condition=config["condition"], state={k: v.clone() for k, v in state.items()},
+                          mask={k: v.clone() for k, v in mask.items()}, start=start))
+        return train(model, state, mask, data, config, start, stop, snapshot_at)
+
+    monkeypatch.setattr(imp, "train", recording_train)
+    return calls
+
+
+def initial_state(config, purpose="init"):
+    model = build_model("lenet_300_100", (40,), 10, config["hidden"], config["activation"])
+    return initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], purpose)
+
+
+def test_ticket_rounds_rewind_to_exact_initial_weights(small_config, small_data, store, spy):
+    config = small_config()
+    assert imp.run_imp(config, store, small_data) == 3
+    theta0 = initial_state(config)
+    run = store.run(config)
+    for r, call in enumerate(spy):
+        assert call["start"] == 0
+        assert all(torch.equal(call["state"][k], theta0[k]) for k in theta0)
+        assert all(torch.equal(call["mask"][k], m) for k, m in run.tensors(r, "mask").items())
+    # round r+1's mask prunes round r's trained weights; the trained weights are zero where pruned
+    weights, mask = run.tensors(0, "weights"), run.tensors(1, "mask")
+    assert all((weights[n][~m].abs().max() <= weights[n][m].abs().min()) for n, m in mask.items())
+    assert all((run.tensors(1, "weights")[n][~m] == 0).all() for n, m in mask.items())
+
+
+def test_controls_differ_from_the_ticket_only_as_intended(small_config, small_data, store, spy):
+    ticket, reinit, random = (small_config(condition=c) for c in ("ticket", "reinit", "random"))
+    for config in (ticket, reinit, random):
+        imp.run_imp(config, store, small_data)
+    calls = {c: [call for call in spy if call["condition"] == c] for c in ("ticket", "reinit", "random")}
+    assert [len(v) for v in calls.values()] == [3, 3, 3]  # the ticket was trained once, not per control
+    theta0, theta0_prime = initial_state(ticket), initial_state(ticket, "reinit")
+    for r in range(3):
+        t, re, ra = calls["ticket"][r], calls["reinit"][r], calls["random"][r]
+        # reinit: the ticket's mask, a fresh draw of the same scheme
+        assert all(torch.equal(re["mask"][k], t["mask"][k]) for k in t["mask"])
+        assert all(torch.equal(re["state"][k], theta0_prime[k]) for k in theta0)
+        assert not torch.equal(re["state"]["hidden.0.weight"], theta0["hidden.0.weight"])
+        assert re["state"]["hidden.0.weight"].std().item() == pytest.approx(theta0["hidden.0.weight"].std().item(), rel=0.1)
+        # random: the ticket's init and per-tensor counts, another mask (from round 1 on)
+        assert all(torch.equal(ra["state"][k], theta0[k]) for k in theta0)
+        assert kept(ra["mask"]) == kept(t["mask"])
+        assert (r == 0) == all(torch.equal(ra["mask"][k], t["mask"][k]) for k in t["mask"])
+
+
+def test_late_rewinding_restores_iteration_k(small_config, small_data, store, spy):
+    config = small_config(rewind_iteration=20)
+    imp.run_imp(config, store, small_data)
+    run = store.run(config)
+    rewind = run.tensors(0, "rewind")
+    model = build_model("lenet_300_100", (40,), 10, config["hidden"])
+    full = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if "weight" in n}
+    train(model, initial_state(config), full, small_data, config, 0, 20)
+    assert all(torch.equal(model.state_dict()[k], rewind[k]) for k in rewind)
+    assert [call["start"] for call in spy] == [0, 20, 20]
+    assert all(torch.equal(spy[r]["state"][k], rewind[k]) for r in (1, 2) for k in rewind)
+    assert run.metrics(1)["rows"][0]["iteration"] == 20
+
+
+def test_same_config_twice_gives_identical_results(small_config, small_data, tmp_path):
+    config = small_config(init="kaiming_uniform", seed=5, condition="random")
+    runs = []
+    for name in ("a", "b"):
+        store = Store(tmp_path / name)
+        imp.run_imp(config, store, small_data)
+        runs.append(store.run(config))
+    for r in range(3):
+        assert runs[0].metrics(r) == runs[1].metrics(r)
+        for name in ("mask", "weights"):
+            a, b = runs[0].tensors(r, name), runs[1].tensors(r, name)
+            assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_recomputes_only_missing_rounds_identically(small_config, small_data, store):
+    config = small_config(rounds=2)
+    assert imp.run_imp(config, store, small_data) == 2
+    run = store.run(config)
+    before = run.metrics(1)
+    shutil.rmtree(run.round_path(1))
+    assert imp.run_imp(config, store, small_data) == 1
+    assert run.metrics(1) == before
+    # more rounds later extend the same run
+    assert imp.run_imp({**config, "rounds": 3}, store, small_data) == 1
+    assert store.run({**config, "rounds": 3}).path == run.path and run.rounds() == [0, 1, 2]
+
+
+def test_finished_grid_trains_nothing(small_config, small_data, store, monkeypatch):
+    configs = [small_config(seed=s) for s in (0, 1)]
+    assert run_grid(configs, store, "cpu", progress=False)["trained"] == 6
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished round was trained again")
+    monkeypatch.setattr(imp, "train", no_training)
+    assert run_grid(configs, store, "cpu", progress=False)["trained"] == 0
+
+
+def test_diverging_run_is_recorded_and_grid_goes_on(small_config, small_data, store):
+    blowup = small_config(init="normal", scale=1e30, condition="reinit")
+    healthy = small_config(seed=1)
+    counts = run_grid([blowup, healthy], store, "cpu", progress=False)
+    assert counts["diverged"] == 1  # the reinit; the ticket it needed diverged too
+    for config in (blowup, {**blowup, "condition": "ticket"}):
+        run = store.run(config)
+        assert run.rounds() == [0] and run.metrics(0)["diverged"] is True
+        assert not any(row["is_early_stop"] for row in run.metrics(0)["rows"])
+    assert store.run(healthy).rounds() == [0, 1, 2]
+    metrics = json.loads((store.run(blowup).round_path(0) / "metrics.json").read_text())
+    assert metrics["rows"][-1]["train_loss"] is None  # NaN stored as null
+
+
+def test_seed2020_protocol(small_data, data_root, store):
+    """5 epochs a round in the real protocol (1 here), 20% of every tensor incl. biases, test accuracy
+    read once right before each pruning, no validation split."""
+    from ticketlib.datasets import load_dataset
+    from ticketlib.protocols import make_run
+    config = make_run("mnist1d", "lenet_300_100", "uniform", 42, "seed2020", num_samples=1000,
+                      hidden=[32, 16], epochs=1, rounds=2)
+    assert (config["val_size"], config["activation"], config["prune_biases"]) == (0, "leaky_relu", True)
+    data = load_dataset("mnist1d", 1000, 0, root=data_root)
+    imp.run_imp(config, store, data)
+    run = store.run(config)
+    for r in (0, 1):
+        (row,) = run.metrics(r)["rows"]
+        assert row["iteration"] == 800 // 60 and row["val_loss"] is None and row["is_early_stop"]
+    mask = run.tensors(1, "mask")
+    assert "out.bias" in mask and kept(mask)["out.bias"] == 8 and kept(mask)["hidden.0.weight"] == 1024
