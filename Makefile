@@ -1,0 +1,35 @@
+# The two commands that matter:  make study  (runs the study)  and  make test  (runs the tests).
+# Both create .venv with python3 and install pinned dependencies first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STORE  ?= data/runs
+
+.PHONY: setup test study results constraints clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest
+
+study: setup
+	$(BIN)/ticketlib run --config configs/study.yaml --store $(STORE)
+	$(MAKE) results
+
+results: setup
+	$(BIN)/ticketlib results --store $(STORE) --out data/results.parquet
+	$(BIN)/ticketlib results --store $(STORE) --out data/results.csv
+	$(BIN)/ticketlib results --store $(STORE)
+
+constraints: setup
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean-venv:
+	rm -rf $(VENV)
