@@ -65,9 +65,8 @@ def run_imp(config: dict, store: Store, data: Data, device="cpu", on_round=lambd
                         config["activation"]).to(device)
     kinds = prunable_tensors(model, config["prune_biases"])
     params = dict(model.named_parameters())
-    theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], "init")
-    if config["condition"] == "reinit":
-        theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], "reinit")
+    draw = "reinit" if config["condition"] == "reinit" else "init"  # θ0' or θ0
+    theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], draw)
 
     for r in range(config["rounds"]):
         if run.has_round(r):
