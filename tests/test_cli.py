@@ -139,6 +139,10 @@ def test_missing_grid_axes_and_bad_results_paths(tmp_path, capsys):
     assert main(["results", "--store", str(tmp_path / "nowhere")]) == 2
     assert "run store not found" in capsys.readouterr().err
     (tmp_path / "runs").mkdir()
+    assert main(["results", "--store", str(tmp_path / "runs")]) == 2
+    assert "no finished rounds in" in capsys.readouterr().err
+    assert main(["run", *SMALL_FLAGS, "--rounds", "1", "--inits", "lecun_normal", "--seeds", "0",
+                 "--store", str(tmp_path / "runs"), "--data-root", str(tmp_path), "--no-progress"]) == 0
     assert main(["results", "--store", str(tmp_path / "runs"), "--out", str(tmp_path / "r.xlsx")]) == 2
     assert "must end in .parquet or .csv" in capsys.readouterr().err
     assert main(["train"]) == 2

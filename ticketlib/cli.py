@@ -166,6 +166,8 @@ def command_results(args) -> None:
     if not Path(args.store).is_dir():
         raise TicketError(f"run store not found: {args.store}")
     table = load_results(args.store)
+    if table.empty:
+        raise TicketError(f"no finished rounds in {args.store}; run `ticketlib run --store {args.store} ...` first")
     if args.out:
         export(table, args.out)
         print(f"{len(table)} rows from {table.run_id.nunique()} runs → {args.out}")
