@@ -110,18 +110,18 @@ def test_resume_recomputes_only_missing_rounds_identically(small_config, small_d
 
 def test_finished_grid_trains_nothing(small_config, small_data, store, monkeypatch):
     configs = [small_config(seed=s) for s in (0, 1)]
-    assert run_grid(configs, store, "cpu", progress=False)["trained"] == 6
+    assert run_grid(configs, store, "cpu", workers=1, progress=False)["trained"] == 6
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished round was trained again")
     monkeypatch.setattr(imp, "train", no_training)
-    assert run_grid(configs, store, "cpu", progress=False)["trained"] == 0
+    assert run_grid(configs, store, "cpu", workers=1, progress=False)["trained"] == 0
 
 
 def test_diverging_run_is_recorded_and_grid_goes_on(small_config, small_data, store):
     blowup = small_config(init="normal", scale=1e30, condition="reinit")
     healthy = small_config(seed=1)
-    counts = run_grid([blowup, healthy], store, "cpu", progress=False)
+    counts = run_grid([blowup, healthy], store, "cpu", workers=1, progress=False)
     assert counts["diverged"] == 1  # the reinit; the ticket it needed diverged too
     for config in (blowup, {**blowup, "condition": "ticket"}):
         run = store.run(config)

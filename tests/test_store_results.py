@@ -7,7 +7,7 @@ from ticketlib.errors import TicketError
 from ticketlib.grid import expand_grid, run_grid
 from ticketlib.protocols import make_run
 from ticketlib.results import KEY_COLUMNS, export, load_results
-from ticketlib.store import run_id
+from ticketlib.store import Store, run_id
 
 
 def test_known_config_has_a_pinned_hash():
@@ -23,7 +23,7 @@ def test_known_config_has_a_pinned_hash():
 
 def test_run_folder_holds_config_and_complete_rounds(small_config, small_data, store):
     config = small_config()
-    run_grid([config], store, "cpu", progress=False)
+    run_grid([config], store, "cpu", workers=1, progress=False)
     folder = store.root / run_id(config)
     saved = json.loads((folder / "config.json").read_text())
     assert saved == {k: v for k, v in config.items() if k != "rounds"}
@@ -35,7 +35,7 @@ def test_tidy_table_has_one_row_per_evaluation(small_config, small_data, store, 
     configs = expand_grid(["mnist1d"], ["lenet_300_100"], ["xavier_normal", "lecun_uniform"], [0, 1],
                           ["ticket", "random"], num_samples=1000, val_size=80, iterations=60,
                           eval_every=20, rounds=2, hidden=[32, 16])
-    run_grid(configs, store, "cpu", progress=False)
+    run_grid(configs, store, "cpu", workers=1, progress=False)
     table = load_results(store.root)
     assert list(table.columns[:len(KEY_COLUMNS)]) == KEY_COLUMNS
     assert len(table) == 8 * 2 * 4  # runs × rounds × evaluations (iterations 0, 20, 40, 60)
@@ -53,3 +53,15 @@ def test_tidy_table_has_one_row_per_evaluation(small_config, small_data, store, 
 
 def test_empty_store_gives_empty_table(tmp_path):
     assert list(load_results(tmp_path).columns) == KEY_COLUMNS
+
+
+def test_worker_processes_give_the_same_table(small_config, small_data, tmp_path):
+    configs = [small_config(init=init, seed=seed, condition=condition, rounds=2)
+               for init in ("xavier_uniform", "orthogonal") for seed in (0, 1) for condition in ("ticket", "reinit")]
+    tables = []
+    for workers in (1, 2):
+        store = Store(tmp_path / f"w{workers}")
+        assert run_grid(configs, store, "cpu", workers=workers, progress=False)["trained"] == 16
+        table = load_results(store.root).sort_values(["run_id", "round", "iteration"], ignore_index=True)
+        tables.append(table)
+    pd.testing.assert_frame_equal(tables[0], tables[1])

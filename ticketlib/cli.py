@@ -89,6 +89,7 @@ RUN_FLAGS = {
     "store": (str, "run store folder (default data/runs)"),
     "data_root": (str, "where datasets are generated/downloaded (default data)"),
     "device": (str, "auto, cpu, cuda, cuda:1, ... (default auto)"),
+    "workers": (int, "worker processes (default: one per CPU core on CPU, 1 on GPU)"),
 }
 
 
@@ -156,7 +157,7 @@ def command_run(args) -> None:
                           args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
     store = Store(args.store or "data/runs")
     start = time.perf_counter()
-    counts = run_grid(configs, store, args.device or "auto", args.data_root or "data",
+    counts = run_grid(configs, store, args.device or "auto", args.data_root or "data", args.workers,
                       progress=not args.no_progress)
     print(f"{counts['runs']} runs: {counts['trained']} rounds trained, {counts['diverged']} runs diverged, "
           f"{time.perf_counter() - start:.1f} s. Store: {store.root}")

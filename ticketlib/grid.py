@@ -1,5 +1,13 @@
-"""A grid: datasets × models × inits × scales × seeds × conditions under one protocol."""
+"""A grid: datasets × models × inits × scales × seeds × conditions under one protocol.
+
+The grid's unit of work is one ticket run with its controls (they need its masks); units are
+independent, so they run in worker processes. On CPU each worker trains with one thread, so
+results do not depend on how many workers there are.
+"""
 import itertools
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 from tqdm.auto import tqdm
@@ -30,29 +38,57 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def rounds_to_train(configs, store: Store) -> int:
-    missing = 0
+def data_key(config: dict) -> tuple:
+    return config["dataset"], config["num_samples"], config["val_size"]
+
+
+def units(configs: list[dict]) -> list[list[dict]]:
+    """Configs grouped by the ticket run they share, in grid order."""
+    groups: dict[str, list[dict]] = {}
     for config in configs:
-        path = store.root / run_id(config)
-        missing += sum(not (path / f"round_{r:03d}").is_dir() for r in range(config["rounds"]))
-    return missing
+        groups.setdefault(run_id({**config, "condition": "ticket"}), []).append(config)
+    return list(groups.values())
 
 
-def run_grid(configs: list[dict], store: Store, device="auto", data_root="data", progress=True) -> dict:
+def missing_rounds(configs, store: Store) -> int:
+    return sum(not (store.root / run_id(c) / f"round_{r:03d}").is_dir()
+               for c in configs for r in range(c["rounds"]))
+
+
+def run_unit(unit: list[dict], store_root, device: str, data_root, on_round=lambda: None) -> int:
+    """Train one unit (a ticket and its controls); returns rounds trained."""
+    if device == "cpu":
+        torch.set_num_threads(1)
+    data = load_dataset(*data_key(unit[0]), root=data_root).to(device)
+    return sum(run_imp(config, Store(store_root), data, device, on_round) for config in unit)
+
+
+def run_grid(configs: list[dict], store: Store, device="auto", data_root="data", workers=None,
+             progress=True) -> dict:
     """Run every config, reusing finished rounds; returns counts of trained rounds and diverged runs."""
     device = resolve_device(device)
-    datasets = {}
-    for config in configs:  # load (and check) every dataset before any run starts
-        key = (config["dataset"], config["num_samples"], config["val_size"])
-        if key not in datasets:
-            datasets[key] = load_dataset(*key, root=data_root).to(device)
-    bar = tqdm(total=rounds_to_train(configs, store), unit="round", disable=not progress)
+    workers = workers or (os.cpu_count() if device == "cpu" else 1)
+    if workers < 1:
+        raise TicketError(f"workers must be a positive integer; got {workers}")
+    for key in {data_key(c) for c in configs}:  # check (and generate) every dataset before any run
+        load_dataset(*key, root=data_root)
+    todo = [u for u in units(configs) if missing_rounds(u, store)]
+    bar = tqdm(total=missing_rounds(configs, store), unit="round", disable=not progress)
     trained = 0
-    for config in configs:
-        key = (config["dataset"], config["num_samples"], config["val_size"])
-        bar.set_postfix_str(f"{config['init']} seed={config['seed']} {config['condition']}")
-        trained += run_imp(config, store, datasets[key], device, on_round=lambda: bar.update())
+    if workers == 1 or len(todo) <= 1:
+        threads = torch.get_num_threads()
+        for unit in todo:
+            bar.set_postfix_str(f"{unit[0]['init']} seed={unit[0]['seed']}")
+            trained += run_unit(unit, store.root, device, data_root, on_round=bar.update)
+        torch.set_num_threads(threads)
+    else:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            futures = [pool.submit(run_unit, unit, store.root, device, data_root) for unit in todo]
+            for future in as_completed(futures):
+                done = future.result()
+                trained += done
+                bar.update(done)
     bar.close()
-    diverged = sum(any(run.metrics(r)["diverged"] for r in run.rounds())
-                   for run in map(store.run, configs))
+    diverged = sum(any(run.metrics(r)["diverged"] for r in run.rounds()) for run in map(store.run, configs))
     return dict(runs=len(configs), trained=trained, diverged=diverged)
