@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ticketlib.stats import (bootstrap_ci, by_level, holm, jaccard, matching_level, matching_level_ci,
+                             nearest_round, paired_comparison, pairwise_comparisons, random_jaccard)
+
+
+def curve(accuracies_by_seed, levels=(100.0, 80.0, 64.0, 51.2)):
+    """Early-stop rows for one init: accuracies_by_seed[seed][round]."""
+    return pd.DataFrame([dict(init="x", condition="ticket", seed=s, round=r, weights_remaining=levels[r], test_acc=a)
+                         for s, accs in enumerate(accuracies_by_seed) for r, a in enumerate(accs)])
+
+
+def test_bootstrap_interval_covers_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(0.7, 0.02, 5), rng.normal(0.7, 0.02, 500)
+    lo_s, hi_s = bootstrap_ci(small)
+    lo_l, hi_l = bootstrap_ci(large)
+    assert lo_s < small.mean() < hi_s and lo_l < 0.7 < hi_l
+    assert hi_l - lo_l < hi_s - lo_s
+    assert np.isnan(bootstrap_ci([0.5])).all()
+
+
+def test_by_level_reports_mean_and_interval_per_round():
+    table = by_level(curve([[0.60, 0.62, 0.61, 0.55], [0.62, 0.64, 0.63, 0.57]]), "test_acc")
+    assert list(table["round"]) == [0, 1, 2, 3] and list(table.seeds) == [2] * 4
+    assert table["mean"].tolist() == pytest.approx([0.61, 0.63, 0.62, 0.56])
+    assert (table.low <= table["mean"]).all() and (table["mean"] <= table.high).all()
+
+
+def test_matching_level_is_the_last_level_of_the_unbroken_run_at_or_above_dense():
+    assert matching_level(curve([[0.60, 0.62, 0.61, 0.55]])) == 64.0
+    assert matching_level(curve([[0.60, 0.59, 0.61, 0.62]])) == 100.0  # broken at once: later recovery ignored
+    assert matching_level(curve([[0.60, 0.59, 0.61, 0.62]]), tolerance=0.02) == 51.2
+    point, low, high = matching_level_ci(curve([[0.60, 0.62, 0.61, 0.55], [0.60, 0.58, 0.57, 0.50],
+                                                [0.60, 0.63, 0.62, 0.61]]))
+    assert low <= point <= high and {low, high} <= {100.0, 80.0, 64.0, 51.2}
+
+
+def test_nearest_round_on_log_scale():
+    stops = curve([[0.6, 0.6, 0.6, 0.6]], levels=(100.0, 21.1, 7.0, 3.6))
+    # the geometric midpoint of 7.0 and 3.6 is 5.02
+    assert nearest_round(stops, 21) == 1 and nearest_round(stops, 5.1) == 2 and nearest_round(stops, 4.9) == 3
+
+
+def test_paired_comparison_uses_seed_pairs():
+    a = pd.Series([0.70, 0.72, 0.74, 0.71], index=[0, 1, 2, 3])
+    b = a - 0.01 + pd.Series([0.001, -0.001, 0.0, 0.0005], index=[0, 1, 2, 3])
+    result = paired_comparison(a, b)
+    assert result["diff"] == pytest.approx(0.009875) and result["seeds"] == 4
+    assert result["low"] > 0 and result["p"] < 0.001  # tiny paired noise: clearly different
+
+
+def test_pairwise_comparisons_and_holm():
+    rows = [dict(init=i, seed=s, round=1, test_acc=base + 0.001 * s)
+            for i, base in (("a", 0.7), ("b", 0.7), ("c", 0.6)) for s in range(4)]
+    rows[0]["test_acc"] += 0.0001  # break exact equality of a and b
+    table = pairwise_comparisons(pd.DataFrame(rows), 1)
+    assert list(zip(table.a, table.b)) == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert table.loc[1, "diff"] == pytest.approx(0.1, abs=1e-4)
+    assert holm(np.array([0.01, 0.04, 0.03, np.nan])).tolist()[:3] == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_jaccard_and_its_random_baseline():
+    a = {"w": torch.tensor([True, True, False, False])}
+    b = {"w": torch.tensor([True, False, True, False])}
+    assert jaccard(a, a) == 1.0 and jaccard(a, b) == pytest.approx(1 / 3)
+    gen = torch.Generator().manual_seed(0)
+    big = {"w": torch.rand(100_000, generator=gen) < 0.2}
+    other = {"w": torch.rand(100_000, generator=gen) < 0.2}
+    assert jaccard(big, other) == pytest.approx(random_jaccard(big), rel=0.03)  # 0.2² / (0.4 − 0.04) ≈ 0.111

@@ -1,0 +1,139 @@
+"""Statistics over seeds: bootstrap intervals, matching-dense sparsity, paired comparisons, mask overlap.
+
+Every function takes the tidy table of `results.load_results` (or its early-stop rows) and
+treats seeds as the unit of replication. Seeds are paired across initializers (same data order,
+same generator state), so comparisons between initializers are paired by seed.
+"""
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from .store import Store, run_id
+
+LEVEL = 0.95
+BOOTSTRAP_SAMPLES = 2000
+
+
+def early_stops(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run × round: the evaluation at the early-stop iteration."""
+    return table[table.is_early_stop.astype(bool)].reset_index(drop=True)
+
+
+def bootstrap_ci(values, statistic=np.mean, level=LEVEL, samples=BOOTSTRAP_SAMPLES, seed=0) -> tuple:
+    """Percentile bootstrap interval of `statistic` over `values` (resampled with replacement)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    draws = statistic(values[rng.integers(0, len(values), (samples, len(values)))], axis=1)
+    return tuple(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))
+
+
+def by_level(stops: pd.DataFrame, metric: str, keys=("init", "condition")) -> pd.DataFrame:
+    """Mean of `metric` over seeds with a bootstrap interval, per key × round."""
+    def describe(group):
+        low, high = bootstrap_ci(group[metric])
+        return pd.Series(dict(weights_remaining=group.weights_remaining.iloc[0], mean=group[metric].mean(),
+                              low=low, high=high, seeds=group.seed.nunique()))
+    return (stops.groupby([*keys, "round"]).apply(describe, include_groups=False).reset_index())
+
+
+def matching_level(curve: pd.DataFrame, tolerance: float = 0.0) -> float:
+    """Smallest weights_remaining down to which every level's accuracy is ≥ dense − tolerance.
+
+    `curve` holds one init's per-seed early-stop accuracies: columns seed, round, weights_remaining, test_acc.
+    """
+    means = curve.groupby("round").agg(p=("weights_remaining", "first"), acc=("test_acc", "mean")).sort_index()
+    dense = means.acc.iloc[0]
+    matched = means.p.iloc[0]
+    for p, acc in zip(means.p, means.acc):
+        if acc < dense - tolerance:
+            break
+        matched = p
+    return matched
+
+
+def matching_level_ci(curve: pd.DataFrame, tolerance: float = 0.0, samples=BOOTSTRAP_SAMPLES, seed=0):
+    """matching_level with a bootstrap interval over seeds (seeds resampled as whole curves)."""
+    seeds = curve.seed.unique()
+    point = matching_level(curve, tolerance)
+    if len(seeds) < 2:
+        return point, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    by_seed = {s: g for s, g in curve.groupby("seed")}
+    draws = [matching_level(pd.concat([by_seed[s] for s in rng.choice(seeds, len(seeds))]), tolerance)
+             for _ in range(samples)]
+    low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return point, low, high
+
+
+def nearest_round(stops: pd.DataFrame, percent: float) -> int:
+    """The round whose weights_remaining is nearest to `percent` on a log scale."""
+    levels = stops.groupby("round").weights_remaining.first()
+    return int((np.log(levels) - np.log(percent)).abs().idxmin())
+
+
+def paired_comparison(a: pd.Series, b: pd.Series) -> dict:
+    """Paired difference a − b over shared seeds (Series indexed by seed): mean, CI, t-test p-value."""
+    shared = a.index.intersection(b.index)
+    diff = (a[shared] - b[shared]).to_numpy(dtype=float)
+    low, high = bootstrap_ci(diff)
+    p = scipy_stats.ttest_rel(a[shared], b[shared]).pvalue if len(shared) > 1 and diff.std() > 0 else np.nan
+    return dict(diff=diff.mean(), low=low, high=high, p=p, seeds=len(shared))
+
+
+def pairwise_comparisons(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.DataFrame:
+    """Every pair of initializers at one round, paired by seed, with Holm-adjusted p-values."""
+    at = stops[stops["round"] == round_].set_index("seed")
+    rows = [dict(a=a, b=b, **paired_comparison(at[at.init == a][metric], at[at.init == b][metric]))
+            for a, b in itertools.combinations(sorted(at.init.unique()), 2)]
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table.p.to_numpy())
+    return table
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (NaNs stay NaN)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid])]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[index]))
+        out[index] = running
+    return out
+
+
+def jaccard(mask_a: dict, mask_b: dict) -> float:
+    """|A ∩ B| / |A ∪ B| over all prunable entries of two masks."""
+    inter = sum(int((mask_a[n] & mask_b[n]).sum()) for n in mask_a)
+    union = sum(int((mask_a[n] | mask_b[n]).sum()) for n in mask_a)
+    return inter / union
+
+
+def mask_overlap(store: Store, configs: list[dict], round_: int) -> pd.DataFrame:
+    """Jaccard overlap of the round's masks for every pair of the given (finished) runs."""
+    masks = {}
+    for config in configs:
+        run = store.run(config)
+        if run.has_round(round_):
+            masks[run_id(config)] = (config, run.tensors(round_, "mask"))
+    rows = []
+    for (_, (ca, ma)), (_, (cb, mb)) in itertools.combinations(masks.items(), 2):
+        rows.append(dict(init_a=ca["init"], seed_a=ca["seed"], init_b=cb["init"], seed_b=cb["seed"],
+                         jaccard=jaccard(ma, mb)))
+    return pd.DataFrame(rows)
+
+
+def random_jaccard(mask: dict) -> float:
+    """Expected Jaccard of two independent random masks with this mask's per-tensor densities."""
+    inter = union = 0.0
+    for m in mask.values():
+        d, n = m.float().mean().item(), m.numel()
+        inter += d * d * n
+        union += (2 * d - d * d) * n
+    return inter / union
+
