@@ -17,7 +17,7 @@ import yaml
 
 from .errors import TicketError
 from .grid import expand_grid, run_grid
-from .inits import INIT_GROUPS, INITIALIZERS, formula
+from .inits import INIT_GROUPS, INITIALIZERS, formula, resolve
 from .protocols import PROTOCOLS
 from .results import early_stop_summary, export, load_results
 from .store import Store
@@ -56,10 +56,6 @@ def rates(text: str) -> dict[str, float]:
         return {key.strip(): float(value) for key, value in (part.split("=") for part in names(text))}
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected KIND=RATE pairs like fc=0.2,output=0.1; got {text!r}") from None
-
-
-def expand_inits(requested: list[str]) -> list[str]:
-    return [name for item in requested for name in INIT_GROUPS.get(item, [item])]
 
 
 GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid file
@@ -152,7 +148,7 @@ def command_run(args) -> None:
         raise TicketError(f"ticketlib run needs {', '.join(missing)} (as flags or in --config)")
     hyper = {flag: getattr(args, flag) for flag in GRID_FLAGS
              if flag not in ("dataset", "model", "inits", "seeds", "scales", "conditions", "protocol")}
-    configs = expand_grid(args.dataset, args.model, expand_inits(args.inits), args.seeds,
+    configs = expand_grid(args.dataset, args.model, resolve(args.inits), args.seeds,
                           args.conditions or ["ticket"], args.scales or [None],
                           args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
     store = Store(args.store or "data/runs")

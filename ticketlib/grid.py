@@ -9,6 +9,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -16,6 +17,7 @@ from .datasets import load_dataset
 from .errors import TicketError
 from .imp import run_imp
 from .protocols import CONDITIONS, make_run
+from .results import load_results
 from .store import Store, run_id
 
 
@@ -92,3 +94,9 @@ def run_grid(configs: list[dict], store: Store, device="auto", data_root="data",
     bar.close()
     diverged = sum(any(run.metrics(r)["diverged"] for r in run.rounds()) for run in map(store.run, configs))
     return dict(runs=len(configs), trained=trained, diverged=diverged)
+
+
+def run_and_load(configs: list[dict], store="data/runs", **options) -> pd.DataFrame:
+    """Run (or reuse) a grid and return its tidy table: what a notebook calls."""
+    run_grid(configs, Store(store), **options)
+    return load_results(store, configs)

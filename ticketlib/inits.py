@@ -16,6 +16,7 @@ numbers (e.g. kaiming_normal and xavier_normal weights differ by one factor per 
 import math
 from typing import Callable
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -143,6 +144,12 @@ SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xav
 INIT_GROUPS = {"all": list(INITIALIZERS), "seed2020": SEED2020_INITS}  # names usable in --inits
 
 
+def resolve(names) -> list[str]:
+    """A group name ("all", "seed2020"), a comma-separated string, or a list → scheme names."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    return [name for item in items for name in INIT_GROUPS.get(item.strip(), [item.strip()])]
+
+
 def formula(name: str) -> str:
     return INITIALIZERS[name].__doc__.strip().splitlines()[0]
 
@@ -178,3 +185,22 @@ def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_
                     _uniform(bias, generator(*seed_parts, name, "bias"), 1.0 / math.sqrt(fans(weight)[0]))
                 layer.bias.copy_(bias)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def weight_samples(model: nn.Module, inits, scale: float = 1.0, seed: int = 0):
+    """Long table (init, layer, weight) of every weight each scheme draws for `model`."""
+    frames = []
+    for init in inits:
+        state = initialize(model, init, scale, "default", seed, "init")
+        for name, layer in model.named_modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                weights = state[f"{name}.weight"].flatten().numpy()
+                frames.append(pd.DataFrame({"init": init, "layer": name, "weight": weights}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def formula_table(names, model: nn.Module, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Scheme, formula, and the standard deviation each scheme gives each layer of `model`."""
+    stds = weight_samples(model, names, scale, seed).groupby(["init", "layer"], sort=False).weight.std().unstack()
+    columns = {f"std {layer}": [f"{stds.loc[n, layer]:.3g}" for n in names] for layer in stds.columns}
+    return pd.DataFrame({"scheme": names, "formula": [formula(n) for n in names], **columns})

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import TicketError
-from .store import Store
+from .store import Store, run_id
 
 KEY_COLUMNS = ["dataset", "model", "init", "scale", "seed", "protocol", "condition", "round",
                "weights_remaining", "iteration", "train_loss", "val_loss", "val_acc", "test_acc",
@@ -20,9 +20,13 @@ def _flat(value):
     return value
 
 
-def load_results(store: str | Path = "data/runs") -> pd.DataFrame:
+def load_results(store: str | Path = "data/runs", configs: list[dict] | None = None) -> pd.DataFrame:
+    """Every run in the store, or only those of `configs` (e.g. one notebook's grid)."""
     records = []
+    wanted = None if configs is None else {run_id(c) for c in configs}
     for run in Store(store).runs():
+        if wanted is not None and run.path.name not in wanted:
+            continue
         config = {k: _flat(v) for k, v in run.config.items()}
         for r in run.rounds():
             metrics = run.metrics(r)

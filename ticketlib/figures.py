@@ -1,0 +1,71 @@
+"""One plotting style and one way to save figures (PNG for HTML, PDF for print)."""
+import math
+from pathlib import Path
+
+import seaborn as sns
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+FIGURES = Path("figures")
+TABLES = Path("paper/generated")
+WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
+
+
+def set_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1,
+                  rc={"figure.dpi": 110, "savefig.dpi": 200, "legend.frameon": False,
+                      "axes.titleweight": "bold"})
+
+
+def palette(names) -> dict:
+    """A stable colour per name (e.g. per initializer) across every figure."""
+    names = sorted(names)
+    colours = sns.color_palette("tab20" if len(names) > 10 else "colorblind", len(names))
+    return dict(zip(names, colours))
+
+
+def sparsity_axis(ax, levels, most_ticks: int = 5) -> None:
+    """Log-scaled percent of weights remaining, dense on the left, ticks at the data's levels."""
+    levels = sorted({round(float(p), 1) for p in levels}, reverse=True)
+    step = math.ceil(len(levels) / most_ticks)
+    ticks = levels[::step] + ([levels[-1]] if (len(levels) - 1) % step else [])
+    ax.set_xscale("log")
+    ax.set_xlim(levels[0] * 1.15, levels[-1] / 1.15)  # reversed limits: dense first (idempotent)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{t:.0f}" if t >= 10 else f"{t:g}" for t in ticks]))
+    ax.set_xlabel("weights remaining (%, log scale)")
+
+
+def band_plot(ax, summary, hue: str, colours: dict, label_format="{}") -> None:
+    """Mean line with its interval band per `hue` value; summary has weights_remaining, mean, low, high."""
+    for name, group in summary.groupby(hue, sort=True):
+        group = group.sort_values("weights_remaining", ascending=False)
+        ax.plot(group.weights_remaining, group["mean"], marker="o", markersize=3, color=colours[name],
+                label=label_format.format(name))
+        ax.fill_between(group.weights_remaining, group.low, group.high, color=colours[name], alpha=0.15, lw=0)
+
+
+def save(fig, name: str, folder: str | Path = FIGURES) -> Path:
+    """Write `name`.png and `name`.pdf; returns the PNG path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.pdf", bbox_inches="tight")
+    fig.savefig(folder / f"{name}.png", bbox_inches="tight")
+    return folder / f"{name}.png"
+
+
+def markdown_table(table) -> str:
+    """A pandoc pipe table (no extra dependency)."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def save_table(table, name: str, folder: str | Path = TABLES) -> Path:
+    """Write `name`.md (for the paper) and `name`.csv (for readers); returns the markdown path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / f"{name}.csv", index=False)
+    (folder / f"{name}.md").write_text(markdown_table(table))
+    return folder / f"{name}.md"
