@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study results constraints clean-venv
+.PHONY: setup test study results lab constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -26,8 +26,13 @@ results: setup
 	$(BIN)/ticketlib results --store $(STORE) --out data/results.csv
 	$(BIN)/ticketlib results --store $(STORE)
 
+lab: setup
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab]'
+	$(BIN)/jupyter lab notebooks/
+
 constraints: setup
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt.new
+	head -2 constraints.txt > constraints.txt.new
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//' >> constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 clean-venv:
