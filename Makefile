@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study results lab constraints clean-venv
+.PHONY: setup test study results paper lab constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -17,14 +17,23 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest
 
+NOTEBOOKS := 01_initializers 03_imp
 study: setup
-	$(BIN)/ticketlib run --config configs/study.yaml --store $(STORE)
-	$(MAKE) results
+	mkdir -p build/notebooks
+	for nb in $(NOTEBOOKS); do \
+	  params=notebooks/params/$$nb.study.yaml; \
+	  $(BIN)/papermill notebooks/$$nb.ipynb build/notebooks/$$nb.ipynb --cwd notebooks \
+	    $$( [ -f $$params ] && echo -f $$params ) || exit 1; \
+	done
+	$(MAKE) results paper
 
 results: setup
 	$(BIN)/ticketlib results --store $(STORE) --out data/results.parquet
 	$(BIN)/ticketlib results --store $(STORE) --out data/results.csv
 	$(BIN)/ticketlib results --store $(STORE)
+
+paper: setup
+	$(BIN)/ticketlib paper
 
 lab: setup
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab]'

@@ -18,6 +18,7 @@ import yaml
 from .errors import TicketError
 from .grid import expand_grid, run_grid
 from .inits import INIT_GROUPS, INITIALIZERS, formula, resolve
+from .paper import build as build_paper
 from .protocols import PROTOCOLS
 from .results import early_stop_summary, export, load_results
 from .store import Store
@@ -128,6 +129,9 @@ def build_parser() -> Parser:
     run.add_argument("--prune-biases", action=argparse.BooleanOptionalAction, default=None,
                      help="prune bias vectors too (seed2020 does)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    paper = commands.add_parser("paper", help="build paper/paper.html and paper/paper.pdf from paper.md")
+    paper.add_argument("--paper-dir", default="paper", help="folder with paper.md, references.bib, generated/")
+    paper.add_argument("--figures", default="figures", help="folder with the figures")
     results = commands.add_parser("results", help="export all runs as one tidy table")
     results.add_argument("--store", default="data/runs", help="run store folder")
     results.add_argument("--out", help="FILE.parquet or FILE.csv; without it, print a summary")
@@ -184,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             command_inits(args)
         elif args.command == "run":
             command_run(args)
+        elif args.command == "paper":
+            for path in build_paper(args.paper_dir, args.figures, args.paper_dir):
+                print(f"wrote {path}")
         else:
             command_results(args)
     except TicketError as error:

@@ -1,4 +1,5 @@
 """One plotting style and one way to save figures (PNG for HTML, PDF for print)."""
+import json
 import math
 from pathlib import Path
 
@@ -55,9 +56,10 @@ def save(fig, name: str, folder: str | Path = FIGURES) -> Path:
 
 
 def markdown_table(table) -> str:
-    """A pandoc pipe table (no extra dependency)."""
+    """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    widths = [max(len(str(c)), *(len(str(v)) for v in table[c])) for c in table.columns]
+    rule = "|" + "|".join("-" * max(3, w) for w in widths) + "|"
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
 
@@ -69,3 +71,14 @@ def save_table(table, name: str, folder: str | Path = TABLES) -> Path:
     table.to_csv(folder / f"{name}.csv", index=False)
     (folder / f"{name}.md").write_text(markdown_table(table))
     return folder / f"{name}.md"
+
+
+def save_values(values: dict, folder: str | Path = TABLES) -> Path:
+    """Merge numbers the paper quotes into `folder`/values.json (each notebook adds its own)."""
+    path = Path(folder) / "values.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **values}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+    tmp.replace(path)
+    return path

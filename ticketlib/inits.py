@@ -114,7 +114,7 @@ def lecun_uniform(w, g):
 
 @register("orthogonal")
 def orthogonal(w, g):
-    """W·Wᵀ = I (rows ≤ cols) or Wᵀ·W = I, W flattened to out × fan_in (Saxe et al. 2014, gain 1)."""
+    """W·Wᵀ = I if out ≤ fan_in else Wᵀ·W = I, W flattened to out × fan_in (Saxe et al. 2014, gain 1)."""
     nn.init.orthogonal_(w, gain=1.0, generator=g)
 
 
@@ -203,4 +203,5 @@ def formula_table(names, model: nn.Module, scale: float = 1.0, seed: int = 0) ->
     """Scheme, formula, and the standard deviation each scheme gives each layer of `model`."""
     stds = weight_samples(model, names, scale, seed).groupby(["init", "layer"], sort=False).weight.std().unstack()
     columns = {f"std {layer}": [f"{stds.loc[n, layer]:.3g}" for n in names] for layer in stds.columns}
-    return pd.DataFrame({"scheme": names, "formula": [formula(n) for n in names], **columns})
+    formulas = [formula(n).split(" (")[0].rstrip(".") for n in names]  # drop the source in parentheses
+    return pd.DataFrame({"scheme": names, "formula": formulas, **columns})
