@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest
 
-NOTEBOOKS := 01_initializers 03_imp
+NOTEBOOKS := 01_initializers 03_imp 04_controls
 study: setup
 	mkdir -p build/notebooks
 	for nb in $(NOTEBOOKS); do \

@@ -25,10 +25,17 @@ def palette(names) -> dict:
 
 
 def sparsity_axis(ax, levels, most_ticks: int = 5) -> None:
-    """Log-scaled percent of weights remaining, dense on the left, ticks at the data's levels."""
+    """Log-scaled percent of weights remaining, dense on the left, ticks at well-spaced data levels."""
     levels = sorted({round(float(p), 1) for p in levels}, reverse=True)
-    step = math.ceil(len(levels) / most_ticks)
-    ticks = levels[::step] + ([levels[-1]] if (len(levels) - 1) % step else [])
+    gap = math.log(levels[0] / levels[-1]) / max(1, most_ticks - 1) * 0.8
+    ticks = [levels[0]]
+    for level in levels[1:]:
+        if math.log(ticks[-1] / level) >= gap:
+            ticks.append(level)
+    if ticks[-1] != levels[-1]:  # always show the sparsest level, in place of a crowded neighbour
+        if len(ticks) > 1 and math.log(ticks[-1] / levels[-1]) < gap:
+            ticks.pop()
+        ticks.append(levels[-1])
     ax.set_xscale("log")
     ax.set_xlim(levels[0] * 1.15, levels[-1] / 1.15)  # reversed limits: dense first (idempotent)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
