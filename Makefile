@@ -17,13 +17,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest
 
-NOTEBOOKS := 01_initializers 03_imp 04_controls
+# One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb
+STUDY_RUNS := $(sort $(wildcard notebooks/params/*.yaml))
 study: setup
 	mkdir -p build/notebooks
-	for nb in $(NOTEBOOKS); do \
-	  params=notebooks/params/$$nb.study.yaml; \
-	  $(BIN)/papermill notebooks/$$nb.ipynb build/notebooks/$$nb.ipynb --cwd notebooks \
-	    $$( [ -f $$params ] && echo -f $$params ) || exit 1; \
+	for params in $(STUDY_RUNS); do \
+	  run=$$(basename $$params .yaml); \
+	  $(BIN)/papermill notebooks/$${run%%.*}.ipynb build/notebooks/$$run.ipynb --cwd notebooks -f $$params \
+	    || exit 1; \
 	done
 	$(MAKE) results paper
 

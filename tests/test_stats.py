@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ticketlib.stats import (bootstrap_ci, by_level, holm, jaccard, matching_level, matching_level_ci,
+from ticketlib.stats import (bootstrap_ci, by_level, holm, initializer_summary, jaccard, matching_level,
+                             matching_level_ci, overlap_matrix, with_ci,
                              nearest_round, paired_comparison, pairwise_comparisons, random_jaccard)
 
 
@@ -73,3 +74,25 @@ def test_jaccard_and_its_random_baseline():
     big = {"w": torch.rand(100_000, generator=gen) < 0.2}
     other = {"w": torch.rand(100_000, generator=gen) < 0.2}
     assert jaccard(big, other) == pytest.approx(random_jaccard(big), rel=0.03)  # 0.2² / (0.4 − 0.04) ≈ 0.111
+
+
+def test_initializer_summary_and_overlap_matrix():
+    levels = (100.0, 50.0, 21.0, 7.2)
+    rows = [dict(init=i, condition="ticket", seed=s, round=r, weights_remaining=levels[r],
+                 test_acc=base + bump[r] + 0.002 * s, iteration=[800, 600, 400, 700][r])
+            for i, base in (("a", 0.60), ("b", 0.58)) for s in range(3)
+            for r, bump in [(r, [0.0, 0.01, 0.02, -0.05]) for r in range(4)]]
+    summary = initializer_summary(pd.DataFrame(rows), levels=(21.1, 7.0, 1.8)).set_index("init")
+    assert summary.loc["a", "dense"] == pytest.approx(60.2) and summary.loc["a", "seeds"] == 3
+    assert summary.loc["a", "matching"] == 21.0 and summary.loc["b", "peak_level"] == 21.0
+    assert summary.loc["a", "peak_gain"] == pytest.approx(2.0)
+    assert summary.loc["a", "acc_7"] == pytest.approx(55.2) and np.isnan(summary.loc["a", "acc_1.8"])
+    assert summary.loc["a", "speedup"] == pytest.approx(2.0) and summary.loc["a", "speedup_level"] == 21.0
+    pairs = pd.DataFrame([dict(init_a="a", seed_a=0, init_b="b", seed_b=0, jaccard=0.5),
+                          dict(init_a="a", seed_a=1, init_b="b", seed_b=1, jaccard=0.7),
+                          dict(init_a="a", seed_a=0, init_b="a", seed_b=1, jaccard=0.4),
+                          dict(init_a="a", seed_a=0, init_b="b", seed_b=1, jaccard=0.1)])
+    matrix = overlap_matrix(pairs)
+    assert matrix.loc["a", "b"] == matrix.loc["b", "a"] == pytest.approx(0.6)
+    assert matrix.loc["a", "a"] == 0.4 and np.isnan(matrix.loc["b", "b"])
+    assert with_ci(61.23, 60.1, 62.35) == "61.2 [60.1, 62.4]" and with_ci(np.nan, 0, 0) == "—"

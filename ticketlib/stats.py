@@ -134,3 +134,60 @@ def random_jaccard(mask: dict) -> float:
         union += (2 * d - d * d) * n
     return inter / union
 
+
+
+def _mean_ci(values) -> tuple[float, float, float]:
+    values = np.asarray(values, dtype=float)
+    return (values.mean(), *bootstrap_ci(values))
+
+
+def initializer_summary(stops: pd.DataFrame, levels=(21.1, 7.0, 3.6, 1.8), tolerance: float = 0.0,
+                        speedup_at: float = 21.1) -> pd.DataFrame:
+    """Per initializer (ticket runs): dense accuracy, the sparsest level still matching it, peak gain,
+    accuracy at fixed levels (NaN where no round lies within ×1.25), early-stop speed-up; with 95% CIs.
+    Accuracies in percent."""
+    rows = []
+    for init, runs in stops[stops.condition == "ticket"].groupby("init"):
+        at = {r: g for r, g in runs.groupby("round")}
+        dense = at[0].set_index("seed")
+        row = dict(init=init, seeds=runs.seed.nunique())
+        row["dense"], row["dense_low"], row["dense_high"] = _mean_ci(dense.test_acc * 100)
+        row["matching"], row["matching_low"], row["matching_high"] = matching_level_ci(runs, tolerance)
+        means = runs.groupby("round").test_acc.mean()
+        peak = int(means.idxmax())
+        gain = (at[peak].set_index("seed").test_acc - dense.test_acc) * 100
+        row["peak_level"] = at[peak].weights_remaining.iloc[0]
+        row["peak_gain"], row["peak_gain_low"], row["peak_gain_high"] = _mean_ci(gain.dropna())
+        for level in levels:
+            r = nearest_round(runs, level)
+            near = abs(np.log(at[r].weights_remaining.iloc[0] / level)) <= np.log(1.25)
+            mean, low, high = _mean_ci(at[r].test_acc * 100) if near else (np.nan,) * 3
+            row[f"acc_{level:g}"], row[f"acc_{level:g}_low"], row[f"acc_{level:g}_high"] = mean, low, high
+        r = nearest_round(runs, speedup_at)
+        row["speedup"] = dense.iteration.mean() / at[r].iteration.mean()
+        row["speedup_level"] = at[r].weights_remaining.iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def overlap_matrix(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Mean Jaccard between initializers (pairs with the same seed) and, on the diagonal, between
+    seeds of one initializer."""
+    same_seed = pairs[pairs.seed_a == pairs.seed_b]
+    same_init = pairs[pairs.init_a == pairs.init_b]
+    names = sorted(set(pairs.init_a) | set(pairs.init_b))
+    matrix = pd.DataFrame(np.nan, index=names, columns=names)
+    for (a, b), value in same_seed.groupby(["init_a", "init_b"]).jaccard.mean().items():
+        matrix.loc[a, b] = matrix.loc[b, a] = value
+    for name, value in same_init.groupby("init_a").jaccard.mean().items():
+        matrix.loc[name, name] = value
+    return matrix
+
+
+def with_ci(mean, low, high, digits: int = 1) -> str:
+    """'61.2 [60.1, 62.3]', or '—' for a missing value."""
+    if np.isnan(mean):
+        return "—"
+    if np.isnan(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
