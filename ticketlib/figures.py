@@ -6,6 +6,9 @@ from pathlib import Path
 import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
+from .inits import INITIALIZERS
+from .protocols import CONDITIONS
+
 FIGURES = Path("figures")
 TABLES = Path("paper/generated")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
@@ -18,10 +21,15 @@ def set_style() -> None:
 
 
 def palette(names) -> dict:
-    """A stable colour per name (e.g. per initializer) across every figure."""
-    names = sorted(names)
-    colours = sns.color_palette("tab20" if len(names) > 10 else "colorblind", len(names))
-    return dict(zip(names, colours))
+    """A colour per name that is the same in every figure: initializers by registry order (tab20
+    keeps each normal/uniform pair in one hue), conditions by their fixed order."""
+    names = list(names)
+    if set(names) <= set(INITIALIZERS):
+        universe, colours = list(INITIALIZERS), sns.color_palette("tab20", 20)
+    else:
+        universe = list(CONDITIONS) if set(names) <= set(CONDITIONS) else sorted(names)
+        colours = sns.color_palette("colorblind", max(10, len(universe)))
+    return {name: colours[universe.index(name)] for name in names}
 
 
 def sparsity_axis(ax, levels, most_ticks: int = 5) -> None:
@@ -44,13 +52,13 @@ def sparsity_axis(ax, levels, most_ticks: int = 5) -> None:
     ax.set_xlabel("weights remaining (%, log scale)")
 
 
-def band_plot(ax, summary, hue: str, colours: dict, label_format="{}") -> None:
-    """Mean line with its interval band per `hue` value; summary has weights_remaining, mean, low, high."""
+def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining") -> None:
+    """Mean line with its interval band per `hue` value; summary has columns x, mean, low, high."""
     for name, group in summary.groupby(hue, sort=True):
-        group = group.sort_values("weights_remaining", ascending=False)
-        ax.plot(group.weights_remaining, group["mean"], marker="o", markersize=3, color=colours[name],
-                label=label_format.format(name))
-        ax.fill_between(group.weights_remaining, group.low, group.high, color=colours[name], alpha=0.15, lw=0)
+        group = group.sort_values(x)
+        ax.plot(group[x], group["mean"], marker="o" if len(group) < 30 else None, markersize=3,
+                color=colours[name], label=str(name))
+        ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
 
 
 def save(fig, name: str, folder: str | Path = FIGURES) -> Path:

@@ -40,6 +40,14 @@ def by_level(stops: pd.DataFrame, metric: str, keys=("init", "condition")) -> pd
     return (stops.groupby([*keys, "round"]).apply(describe, include_groups=False).reset_index())
 
 
+def curve_by_iteration(rows: pd.DataFrame, metric: str, keys=("init",)) -> pd.DataFrame:
+    """Mean of `metric` over seeds with a bootstrap interval, per key × iteration (training curves)."""
+    def describe(group):
+        low, high = bootstrap_ci(group[metric].dropna())
+        return pd.Series(dict(mean=group[metric].mean(), low=low, high=high))
+    return rows.groupby([*keys, "iteration"]).apply(describe, include_groups=False).reset_index()
+
+
 def matching_level(curve: pd.DataFrame, tolerance: float = 0.0) -> float:
     """Smallest weights_remaining whose mean accuracy over seeds is ≥ the dense mean − tolerance.
 
@@ -136,7 +144,8 @@ def random_jaccard(mask: dict) -> float:
 
 
 
-def _mean_ci(values) -> tuple[float, float, float]:
+def mean_ci(values) -> tuple[float, float, float]:
+    """Mean and its 95% bootstrap interval."""
     values = np.asarray(values, dtype=float)
     return (values.mean(), *bootstrap_ci(values))
 
@@ -151,17 +160,17 @@ def initializer_summary(stops: pd.DataFrame, levels=(21.1, 7.0, 3.6, 1.8), toler
         at = {r: g for r, g in runs.groupby("round")}
         dense = at[0].set_index("seed")
         row = dict(init=init, seeds=runs.seed.nunique())
-        row["dense"], row["dense_low"], row["dense_high"] = _mean_ci(dense.test_acc * 100)
+        row["dense"], row["dense_low"], row["dense_high"] = mean_ci(dense.test_acc * 100)
         row["matching"], row["matching_low"], row["matching_high"] = matching_level_ci(runs, tolerance)
         means = runs.groupby("round").test_acc.mean()
         peak = int(means.idxmax())
         gain = (at[peak].set_index("seed").test_acc - dense.test_acc) * 100
         row["peak_level"] = at[peak].weights_remaining.iloc[0]
-        row["peak_gain"], row["peak_gain_low"], row["peak_gain_high"] = _mean_ci(gain.dropna())
+        row["peak_gain"], row["peak_gain_low"], row["peak_gain_high"] = mean_ci(gain.dropna())
         for level in levels:
             r = nearest_round(runs, level)
             near = abs(np.log(at[r].weights_remaining.iloc[0] / level)) <= np.log(1.25)
-            mean, low, high = _mean_ci(at[r].test_acc * 100) if near else (np.nan,) * 3
+            mean, low, high = mean_ci(at[r].test_acc * 100) if near else (np.nan,) * 3
             row[f"acc_{level:g}"], row[f"acc_{level:g}_low"], row[f"acc_{level:g}_high"] = mean, low, high
         r = nearest_round(runs, speedup_at)
         row["speedup"] = dense.iteration.mean() / at[r].iteration.mean()
