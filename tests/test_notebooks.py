@@ -54,3 +54,31 @@ def test_papermill_smoke_run_with_tiny_parameters(scratch):
     assert len(table.splitlines()) == 2 + 2  # header, rule, two rounds
     for suffix in ("png", "pdf"):
         assert (scratch / "figures" / f"imp_mnist1d_frankle2019.{suffix}").stat().st_size > 1000
+
+
+def notebook_defaults(path: Path) -> dict:
+    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(parameters_cell(path)).body}
+
+
+PARAMS = sorted((NOTEBOOKS / "params").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PARAMS, ids=[p.stem for p in PARAMS])
+def test_parameter_files_name_real_parameters_and_valid_grids(path):
+    import yaml
+    from ticketlib.grid import expand_grid
+    from ticketlib.inits import resolve
+
+    notebook = NOTEBOOKS / f"{path.name.split('.')[0]}.ipynb"
+    assert notebook.is_file(), f"{path.name} names no notebook"
+    defaults = notebook_defaults(notebook)
+    given = yaml.safe_load(path.read_text())
+    assert set(given) <= set(defaults), f"{path.name}: unknown parameters {set(given) - set(defaults)}"
+    p = {**defaults, **given}
+    if "seeds" in p:  # a training notebook: its grid must validate (names, rates, budgets)
+        budget = dict(iterations=p["iterations"]) if p["iterations"] else dict(epochs=p["epochs"])
+        configs = expand_grid([p["dataset"]], [p["model"]], resolve(p["schemes"]), p["seeds"], ["ticket"],
+                              p.get("scales", [None]), p["protocol"], rounds=p["rounds"],
+                              eval_every=p["eval_every"] or None,
+                              num_samples=p["num_samples"] if p["dataset"] == "mnist1d" else None, **budget)
+        assert configs
