@@ -53,8 +53,7 @@ def units(configs: list[dict]) -> list[list[dict]]:
 
 
 def missing_rounds(configs, store: Store) -> int:
-    return sum(not (store.root / run_id(c) / f"round_{r:03d}").is_dir()
-               for c in configs for r in range(c["rounds"]))
+    return sum(not store.has_round(c, r) for c in configs for r in range(c["rounds"]))
 
 
 def run_unit(unit: list[dict], store_root, device: str, data_root, on_round=lambda: None) -> int:

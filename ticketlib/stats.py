@@ -31,21 +31,23 @@ def bootstrap_ci(values, statistic=np.mean, level=LEVEL, samples=BOOTSTRAP_SAMPL
     return tuple(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))
 
 
-def by_level(stops: pd.DataFrame, metric: str, keys=("init", "condition")) -> pd.DataFrame:
-    """Mean of `metric` over seeds with a bootstrap interval, per key × round."""
+def over_seeds(rows: pd.DataFrame, metric: str, by: list) -> pd.DataFrame:
+    """Mean of `metric` over seeds with a 95% bootstrap interval, per group of `by`."""
     def describe(group):
-        low, high = bootstrap_ci(group[metric])
+        low, high = bootstrap_ci(group[metric].dropna())
         return pd.Series(dict(weights_remaining=group.weights_remaining.iloc[0], mean=group[metric].mean(),
                               low=low, high=high, seeds=group.seed.nunique()))
-    return (stops.groupby([*keys, "round"]).apply(describe, include_groups=False).reset_index())
+    return rows.groupby(by).apply(describe, include_groups=False).reset_index()
+
+
+def by_level(stops: pd.DataFrame, metric: str, keys=("init", "condition")) -> pd.DataFrame:
+    """Per key × round (early-stop rows): sparsity curves."""
+    return over_seeds(stops, metric, [*keys, "round"])
 
 
 def curve_by_iteration(rows: pd.DataFrame, metric: str, keys=("init",)) -> pd.DataFrame:
-    """Mean of `metric` over seeds with a bootstrap interval, per key × iteration (training curves)."""
-    def describe(group):
-        low, high = bootstrap_ci(group[metric].dropna())
-        return pd.Series(dict(mean=group[metric].mean(), low=low, high=high))
-    return rows.groupby([*keys, "iteration"]).apply(describe, include_groups=False).reset_index()
+    """Per key × iteration (rows of one round): training curves."""
+    return over_seeds(rows, metric, [*keys, "iteration"])
 
 
 def matching_level(curve: pd.DataFrame, tolerance: float = 0.0) -> float:

@@ -82,5 +82,9 @@ class Store:
             tmp.replace(config_file)
         return Run(path, json.loads(config_file.read_text()))
 
+    def has_round(self, config: dict, r: int) -> bool:
+        """Whether the run of `config` finished round r (creates nothing)."""
+        return Run(self.root / run_id(config), config).has_round(r)
+
     def runs(self) -> list[Run]:
         return [Run(p.parent, json.loads(p.read_text())) for p in sorted(self.root.glob("*/config.json"))]
