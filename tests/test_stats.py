@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ticketlib.stats import (bootstrap_ci, by_level, holm, initializer_summary, jaccard, matching_level,
+from ticketlib.stats import (best_versus_worst, bootstrap_ci, by_level, difference_matrix, holm,
+                             initializer_summary, jaccard, matching_level, summary_table,
                              matching_level_ci, overlap_matrix, with_ci,
                              nearest_round, paired_comparison, pairwise_comparisons, random_jaccard)
 
@@ -96,3 +97,26 @@ def test_initializer_summary_and_overlap_matrix():
     assert matrix.loc["a", "b"] == matrix.loc["b", "a"] == pytest.approx(0.6)
     assert matrix.loc["a", "a"] == 0.4 and np.isnan(matrix.loc["b", "b"])
     assert with_ci(61.23, 60.1, 62.35) == "61.2 [60.1, 62.4]" and with_ci(np.nan, 0, 0) == "—"
+
+
+def test_difference_matrix_best_versus_worst_and_summary_table():
+    noise = {"a": [0.0, 0.002, -0.001, 0.001], "b": [0.001, 0.0, 0.0, -0.001], "c": [0.0, -0.001, 0.001, 0.002]}
+    rows = [dict(init=i, condition="ticket", seed=s, round=1, test_acc=base + 0.001 * s + noise[i][s])
+            for i, base in (("a", 0.70), ("b", 0.65), ("c", 0.60)) for s in range(4)]
+    stops = pd.DataFrame(rows)
+    pairs = pairwise_comparisons(stops, 1)
+    diff, labels = difference_matrix(pairs, ["c", "a", "b"])
+    assert list(diff.index) == list(labels.columns) == ["c", "a", "b"]
+    assert diff.loc["a", "c"] == pytest.approx(10.0) and diff.loc["c", "a"] == pytest.approx(-10.0)
+    assert labels.loc["a", "c"] == "10.0*" and labels.loc["a", "a"] == ""
+    result = best_versus_worst(stops, pairs, 1)
+    assert (result["best"], result["worst"], result["best_acc"]) == ("a", "c", "70.2")
+    assert result["best_minus_worst"].startswith("10.0 [")
+    summary = pd.DataFrame([dict(init="a", dense=60.0, dense_low=59.0, dense_high=61.0, matching=14.0,
+                                 matching_low=14.0, matching_high=20.0, acc_21=61.0, acc_21_low=60.0,
+                                 acc_21_high=62.0, **{"acc_1.8": np.nan, "acc_1.8_low": np.nan,
+                                                      "acc_1.8_high": np.nan}, speedup=1.234)])
+    table = summary_table(summary, [21, 1.8], 21)
+    assert list(table.columns) == ["initializer", "dense accuracy (%)", "sparsest matching dense (%)",
+                                   "accuracy at 21% (%)", "early-stop speed-up at 21%"]
+    assert table.iloc[0].tolist() == ["a", "60.0 [59.0, 61.0]", "14.0 [14.0, 20.0]", "61.0 [60.0, 62.0]", 1.23]

@@ -202,3 +202,45 @@ def with_ci(mean, low, high, digits: int = 1) -> str:
     if np.isnan(low):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFrame:
+    """initializer_summary as the paper's table: 'mean [low, high]' cells; levels never reached dropped."""
+    def cells(prefix):
+        return [with_ci(*row) for row in summary[[prefix, f"{prefix}_low", f"{prefix}_high"]].values]
+    columns = {"initializer": summary.init, "dense accuracy (%)": cells("dense"),
+               "sparsest matching dense (%)": cells("matching")}
+    for level in levels:
+        columns[f"accuracy at {level:g}% (%)"] = cells(f"acc_{level:g}")
+    columns[f"early-stop speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
+    table = pd.DataFrame(columns)
+    return table.loc[:, [c for c in table if not (table[c] == "—").all()]]
+
+
+def difference_matrix(pairs: pd.DataFrame, names, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Row − column mean paired difference in points, and its labels with * where Holm p < alpha."""
+    diff = pairs.pivot(index="a", columns="b", values="diff") * 100
+    diff = diff.combine_first(-diff.T).reindex(index=names, columns=names)
+    stars = pairs.assign(star=np.where(pairs.p_holm < alpha, "*", "")).pivot(index="a", columns="b", values="star")
+    stars = stars.combine_first(stars.T).reindex(index=names, columns=names).fillna("")
+    labels = diff.map(lambda v: "" if np.isnan(v) else f"{v:.1f}".replace("-0.0", "0.0")) + stars
+    return diff, labels.reindex(index=names, columns=names)  # + aligns and may reorder
+
+
+def best_versus_worst(stops: pd.DataFrame, pairs: pd.DataFrame, round_: int) -> dict:
+    """The most and least accurate initializers at one round and their paired difference (points)."""
+    at = stops[stops["round"] == round_].set_index("seed")
+    ranked = at.groupby("init").test_acc.mean().sort_values()
+    best, worst = ranked.index[-1], ranked.index[0]
+    compared = paired_comparison(at[at.init == best].test_acc * 100, at[at.init == worst].test_acc * 100)
+    p_holm = pairs[pairs[["a", "b"]].apply(set, axis=1) == {best, worst}].p_holm.iloc[0]
+    return dict(best=best, worst=worst, best_acc=f"{ranked[best] * 100:.1f}", worst_acc=f"{ranked[worst] * 100:.1f}",
+                best_minus_worst=with_ci(compared["diff"], compared["low"], compared["high"]),
+                best_minus_worst_p=f"{p_holm:.2g}")
+
+
+def overlap_values(overlap: pd.DataFrame, chance: float) -> dict:
+    """Mean Jaccard between initializers (off-diagonal), between seeds (diagonal), and by chance."""
+    between_inits = overlap.values[~np.eye(len(overlap), dtype=bool)]
+    return dict(jaccard_inits=f"{np.nanmean(between_inits):.2f}",
+                jaccard_seeds=f"{np.nanmean(np.diag(overlap)):.2f}", jaccard_chance=f"{chance:.2f}")
