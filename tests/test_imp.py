@@ -10,21 +10,21 @@ from ticketlib.inits import initialize
 from ticketlib.models import build_model
 from ticketlib.pruning import kept
 from ticketlib.store import Store
-from ticketlib.train import train
+from ticketlib.train import Job, train
 
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record the (state, mask, start) every training starts from."""
-    calls = []
+    """Record every stack's trainings: one list per stack of (state, mask, start) per ticket."""
+    stacks = []
 
-    def recording_train(model, state, mask, data, config, start, stop, snapshot_at=None):
-        calls.append(dict(condition=config["condition"], state={k: v.clone() for k, v in state.items()},
-                          mask={k: v.clone() for k, v in mask.items()}, start=start))
-        return train(model, state, mask, data, config, start, stop, snapshot_at)
+    def recording_train(model, jobs, data, config, start, stop, device="cpu"):
+        stacks.append([dict(state={k: v.clone() for k, v in job.state.items()},
+                            mask={k: v.clone() for k, v in job.mask.items()}, start=start) for job in jobs])
+        return train(model, jobs, data, config, start, stop, device)
 
     monkeypatch.setattr(imp, "train", recording_train)
-    return calls
+    return stacks
 
 
 def initial_state(config, purpose="init"):
@@ -34,10 +34,11 @@ def initial_state(config, purpose="init"):
 
 def test_ticket_rounds_rewind_to_exact_initial_weights(small_config, small_data, store, spy):
     config = small_config()
-    assert imp.run_imp(config, store, small_data) == 3
+    assert imp.run_cohort([config], store, small_data) == 3
     theta0 = initial_state(config)
     run = store.run(config)
-    for r, call in enumerate(spy):
+    assert [len(stack) for stack in spy] == [1, 1, 1]
+    for r, (call,) in enumerate(spy):
         assert call["start"] == 0
         assert all(torch.equal(call["state"][k], theta0[k]) for k in theta0)
         assert all(torch.equal(call["mask"][k], m) for k, m in run.tensors(r, "mask").items())
@@ -49,13 +50,10 @@ def test_ticket_rounds_rewind_to_exact_initial_weights(small_config, small_data,
 
 def test_controls_differ_from_the_ticket_only_as_intended(small_config, small_data, store, spy):
     ticket, reinit, random = (small_config(condition=c) for c in ("ticket", "reinit", "random"))
-    for config in (ticket, reinit, random):
-        imp.run_imp(config, store, small_data)
-    calls = {c: [call for call in spy if call["condition"] == c] for c in ("ticket", "reinit", "random")}
-    assert [len(v) for v in calls.values()] == [3, 3, 3]  # the ticket was trained once, not per control
+    assert imp.run_cohort([reinit, random], store, small_data) == 9  # the ticket they need comes along
+    assert [len(stack) for stack in spy] == [3, 3, 3]  # one stack a round: ticket, reinit, random
     theta0, theta0_prime = initial_state(ticket), initial_state(ticket, "reinit")
-    for r in range(3):
-        t, re, ra = calls["ticket"][r], calls["reinit"][r], calls["random"][r]
+    for r, (t, re, ra) in enumerate(spy):
         # reinit: the ticket's mask, a fresh draw of the same scheme
         assert all(torch.equal(re["mask"][k], t["mask"][k]) for k in t["mask"])
         assert all(torch.equal(re["state"][k], theta0_prime[k]) for k in theta0)
@@ -69,15 +67,15 @@ def test_controls_differ_from_the_ticket_only_as_intended(small_config, small_da
 
 def test_late_rewinding_restores_iteration_k(small_config, small_data, store, spy):
     config = small_config(rewind_iteration=20)
-    imp.run_imp(config, store, small_data)
+    imp.run_cohort([config], store, small_data)
     run = store.run(config)
     rewind = run.tensors(0, "rewind")
     model = build_model("lenet_300_100", (40,), 10, config["hidden"])
     full = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if "weight" in n}
-    train(model, initial_state(config), full, small_data, config, 0, 20)
-    assert all(torch.equal(model.state_dict()[k], rewind[k]) for k in rewind)
-    assert [call["start"] for call in spy] == [0, 20, 20]
-    assert all(torch.equal(spy[r]["state"][k], rewind[k]) for r in (1, 2) for k in rewind)
+    (first_20,) = train(model, [Job(initial_state(config), full, config["seed"])], small_data, config, 0, 20)
+    assert all(torch.equal(first_20.weights[k], rewind[k]) for k in rewind)
+    assert [call["start"] for (call,) in spy] == [0, 20, 20]
+    assert all(torch.equal(spy[r][0]["state"][k], rewind[k]) for r in (1, 2) for k in rewind)
     assert run.metrics(1)["rows"][0]["iteration"] == 20
 
 
@@ -86,7 +84,7 @@ def test_same_config_twice_gives_identical_results(small_config, small_data, tmp
     runs = []
     for name in ("a", "b"):
         store = Store(tmp_path / name)
-        imp.run_imp(config, store, small_data)
+        imp.run_cohort([config], store, small_data)
         runs.append(store.run(config))
     for r in range(3):
         assert runs[0].metrics(r) == runs[1].metrics(r)
@@ -97,14 +95,14 @@ def test_same_config_twice_gives_identical_results(small_config, small_data, tmp
 
 def test_resume_recomputes_only_missing_rounds_identically(small_config, small_data, store):
     config = small_config(rounds=2)
-    assert imp.run_imp(config, store, small_data) == 2
+    assert imp.run_cohort([config], store, small_data) == 2
     run = store.run(config)
     before = run.metrics(1)
     shutil.rmtree(run.round_path(1))
-    assert imp.run_imp(config, store, small_data) == 1
+    assert imp.run_cohort([config], store, small_data) == 1
     assert run.metrics(1) == before
     # more rounds later extend the same run
-    assert imp.run_imp({**config, "rounds": 3}, store, small_data) == 1
+    assert imp.run_cohort([{**config, "rounds": 3}], store, small_data) == 1
     assert store.run({**config, "rounds": 3}).path == run.path and run.rounds() == [0, 1, 2]
 
 
@@ -141,7 +139,7 @@ def test_seed2020_protocol(small_data, data_root, store):
                       hidden=[32, 16], epochs=1, rounds=2)
     assert (config["val_size"], config["activation"], config["prune_biases"]) == (0, "leaky_relu", True)
     data = load_dataset("mnist1d", 1000, 0, root=data_root)
-    imp.run_imp(config, store, data)
+    imp.run_cohort([config], store, data)
     run = store.run(config)
     for r in (0, 1):
         (row,) = run.metrics(r)["rows"]

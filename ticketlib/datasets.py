@@ -165,7 +165,10 @@ def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int) -> Data
     val, train = order[:val_size], order[val_size:]
     x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[train], y_train[train]
     dims = (0, 2, 3) if x_train.ndim == 4 else (0, 1)  # per channel for images, one scalar otherwise
-    mean, std = x_train.mean(dims, keepdim=True), x_train.std(dims, keepdim=True).clamp_min(1e-8)
+    # numpy in float64: torch's reductions change their summation order with the thread count
+    values = x_train.numpy().astype(np.float64)
+    mean = torch.from_numpy(values.mean(dims, keepdims=True)).float()
+    std = torch.from_numpy(values.std(dims, ddof=1, keepdims=True)).float().clamp_min(1e-8)
     norm = lambda x: (x - mean) / std  # noqa: E731
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     return Data(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, num_classes)

@@ -1,13 +1,15 @@
 """A grid: datasets × models × inits × scales × seeds × conditions under one protocol.
 
-The grid's unit of work is one ticket run with its controls (they need its masks); units are
-independent, so they run in worker processes. On CPU each worker trains with one thread, so
-results do not depend on how many workers there are.
+Runs that share a training setup form a cohort that trains round by round as stacks (imp.py).
+A cohort's units (a ticket with its controls, which need its masks) are dealt out to worker
+processes; on CPU each worker trains with one thread, and a ticket's numbers do not depend on
+its stack, so results do not depend on how many workers there are.
 """
 import itertools
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from queue import Empty
 
 import pandas as pd
 import torch
@@ -15,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .datasets import load_dataset
 from .errors import TicketError
-from .imp import run_imp
+from .imp import run_cohort, training_setup
 from .protocols import CONDITIONS, make_run
 from .results import load_results
 from .store import Store, run_id
@@ -52,16 +54,29 @@ def units(configs: list[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
+def tasks(configs: list[dict], workers: int) -> list[list[dict]]:
+    """Each cohort's units dealt out into at most `workers` equal shares of configs."""
+    cohorts: dict[str, list[list[dict]]] = {}
+    for unit in units(configs):
+        cohorts.setdefault(run_id(training_setup(unit[0])), []).append(unit)
+    shares = []
+    for group in cohorts.values():
+        n = min(workers, len(group))
+        shares += [[config for unit in group[i::n] for config in unit] for i in range(n)]
+    return shares
+
+
 def missing_rounds(configs, store: Store) -> int:
     return sum(not store.has_round(c, r) for c in configs for r in range(c["rounds"]))
 
 
-def run_unit(unit: list[dict], store_root, device: str, data_root, on_round=lambda: None) -> int:
-    """Train one unit (a ticket and its controls); returns rounds trained."""
+def run_task(configs: list[dict], store_root, device: str, data_root, progress=None) -> int:
+    """Train one share of a cohort; returns rounds trained. `progress` gets a 1 per round."""
     if device == "cpu":
         torch.set_num_threads(1)
-    data = load_dataset(*data_key(unit[0]), root=data_root).to(device)
-    return sum(run_imp(config, Store(store_root), data, device, on_round) for config in unit)
+    data = load_dataset(*data_key(configs[0]), root=data_root).to(device)
+    on_round = (lambda: progress.put(1)) if progress is not None else (lambda: None)
+    return run_cohort(configs, Store(store_root), data, device, on_round)
 
 
 def run_grid(configs: list[dict], store: Store, device="auto", data_root="data", workers=None,
@@ -73,26 +88,45 @@ def run_grid(configs: list[dict], store: Store, device="auto", data_root="data",
         raise TicketError(f"workers must be a positive integer; got {workers}")
     for key in {data_key(c) for c in configs}:  # check (and generate) every dataset before any run
         load_dataset(*key, root=data_root)
-    todo = [u for u in units(configs) if missing_rounds(u, store)]
+    todo = [t for t in tasks(configs, workers) if missing_rounds(t, store)]
     bar = tqdm(total=missing_rounds(configs, store), unit="round", disable=not progress)
     trained = 0
     if workers == 1 or len(todo) <= 1:
         threads = torch.get_num_threads()
-        for unit in todo:
-            bar.set_postfix_str(f"{unit[0]['init']} seed={unit[0]['seed']}")
-            trained += run_unit(unit, store.root, device, data_root, on_round=bar.update)
+        for task in todo:
+            trained += run_task(task, store.root, device, data_root, _BarQueue(bar))
         torch.set_num_threads(threads)
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-            futures = [pool.submit(run_unit, unit, store.root, device, data_root) for unit in todo]
-            for future in as_completed(futures):
-                done = future.result()
-                trained += done
-                bar.update(done)
+        with context.Manager() as manager, \
+                ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            queue = manager.Queue()
+            pending = [pool.submit(run_task, task, store.root, device, data_root, queue) for task in todo]
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                _drain(queue, bar)
+                trained += sum(future.result() for future in finished)  # re-raises a worker's error
     bar.close()
     diverged = sum(any(run.metrics(r)["diverged"] for r in run.rounds()) for run in map(store.run, configs))
     return dict(runs=len(configs), trained=trained, diverged=diverged)
+
+
+class _BarQueue:
+    """A progress sink for in-process runs: updates the bar directly."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n):
+        self.bar.update(n)
+
+
+def _drain(queue, bar) -> None:
+    while True:
+        try:
+            bar.update(queue.get_nowait())
+        except Empty:
+            return
 
 
 def run_and_load(configs: list[dict], store="data/runs", **options) -> pd.DataFrame:

@@ -5,14 +5,13 @@ by pruning round r-1's trained weights. Conditions:
   ticket  IMP's mask, rewound to the original init θ0 (or to iteration k: late rewinding)
   reinit  the ticket's mask of that round, with a fresh draw θ0' of the same scheme (other seed)
   random  a random mask with the ticket's per-tensor counts (nested across rounds), at θ0/θk
-A control run needs its ticket run's masks, so it runs (or reuses) the ticket run first.
+A control needs its ticket's mask of the same round, so controls run beside their ticket.
 
-Each run is a sequence of rounds that depend only on the previous round's stored files, so a
-grid's round r is a set of independent trainings that share an architecture.
+Each run is a sequence of rounds that depend only on the previous round's files, so a cohort of
+runs that share a training setup goes round by round, training each round's tickets together.
 """
 import math
-
-import torch
+from dataclasses import dataclass
 
 from .datasets import Data
 from .errors import TicketError
@@ -20,11 +19,17 @@ from .inits import initialize
 from .models import build_model, prunable_tensors
 from .pruning import full_mask, kept, magnitude_prune, percent_remaining, random_prune
 from .seeds import generator
-from .store import Run, Store
-from .train import budget, train
+from .store import Run, Store, run_id
+from .train import Job, budget, max_stack, sparse_layers, train
+
+PER_TICKET = ("init", "scale", "bias_init", "seed", "condition")  # may differ within a stack
 
 
-def round_mask(run: Run, ticket: Run, r: int, kinds: dict, params: dict) -> dict:
+def training_setup(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in PER_TICKET + ("rounds",)}
+
+
+def round_mask(run: Run, ticket_mask: dict | None, r: int, kinds: dict, params: dict) -> dict:
     config = run.config
     if r == 0:
         return full_mask({n: params[n] for n in kinds})
@@ -32,8 +37,8 @@ def round_mask(run: Run, ticket: Run, r: int, kinds: dict, params: dict) -> dict
         return magnitude_prune(run.tensors(r - 1, "weights"), run.tensors(r - 1, "mask"), kinds,
                                config["prune_rates"], config["prune_scope"])
     if config["condition"] == "reinit":
-        return ticket.tensors(r, "mask")
-    return random_prune(run.tensors(r - 1, "mask"), kept(ticket.tensors(r, "mask")),
+        return ticket_mask
+    return random_prune(run.tensors(r - 1, "mask"), kept(ticket_mask),
                         generator(config["seed"], "random-mask", r))
 
 
@@ -47,52 +52,95 @@ def early_stop_flags(rows: list[dict], diverged: bool) -> list[bool]:
     return [i == best for i in range(len(rows))]
 
 
-def run_imp(config: dict, store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
-    """Run (or finish) every round of one run; returns how many rounds were trained."""
-    run = store.run(config)
-    ticket = run
-    trained = 0
-    if config["condition"] != "ticket":
-        ticket_config = {**config, "condition": "ticket"}
-        trained += run_imp(ticket_config, store, data, device, on_round)
-        ticket = store.run(ticket_config)
+def with_tickets(configs: list[dict]) -> list[dict]:
+    """The configs plus the ticket run every control needs (going as far), tickets first."""
+    tickets: dict[str, dict] = {}
+    for config in configs:
+        ticket = {**config, "condition": "ticket"}
+        key = run_id(ticket)
+        rounds = max(config["rounds"], tickets.get(key, ticket)["rounds"])
+        tickets[key] = {**ticket, "rounds": rounds}
+    controls = [c for c in configs if c["condition"] != "ticket"]
+    return list(tickets.values()) + controls
 
-    total = budget(config, data)
-    rewind = config["rewind_iteration"]
+
+@dataclass
+class Member:
+    """A run of the cohort and what its rounds start from."""
+    run: Run
+    ticket: Run    # the run itself for a ticket
+    theta0: dict   # θ0, or θ0' for reinit
+    rounds: int    # how many rounds it asks for (not in the stored config)
+    done: bool = False
+
+
+def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
+    """Run (or finish) every round of runs that share a training setup; returns rounds trained."""
+    configs = with_tickets(configs)
+    setup = training_setup(configs[0])
+    if any(training_setup(c) != setup for c in configs):
+        raise TicketError("a cohort's runs must share everything but " + ", ".join(PER_TICKET))
+    total = budget(setup, data)
+    rewind = setup["rewind_iteration"]
     if rewind >= total:
         raise TicketError(f"rewind_iteration {rewind} must be below the {total} iterations per round")
-    model = build_model(config["model"], data.input_shape, data.num_classes, config["hidden"],
-                        config["activation"]).to(device)
-    kinds = prunable_tensors(model, config["prune_biases"])
+    model = build_model(setup["model"], data.input_shape, data.num_classes, setup["hidden"], setup["activation"])
+    kinds = prunable_tensors(model, setup["prune_biases"])
     params = dict(model.named_parameters())
-    draw = "reinit" if config["condition"] == "reinit" else "init"  # θ0' or θ0
-    theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], draw)
+    members = []
+    for config in configs:
+        draw = "reinit" if config["condition"] == "reinit" else "init"
+        theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], draw)
+        run = store.run(config)
+        ticket = run if config["condition"] == "ticket" else store.run({**config, "condition": "ticket"})
+        members.append(Member(run, ticket, theta0, config["rounds"]))
 
-    for r in range(config["rounds"]):
-        if run.has_round(r):
-            if run.metrics(r)["diverged"]:
-                break
-            continue
-        if ticket is not run and not ticket.has_round(r):
-            break  # the ticket diverged before round r: no mask to copy or to match
-        mask = {n: m.to(device) for n, m in round_mask(run, ticket, r, kinds, params).items()}
-        if r == 0 or config["condition"] == "reinit":
-            state, start = theta0, 0
-        elif rewind:
-            state, start = ticket.tensors(0, "rewind"), rewind
-        else:
-            state, start = theta0, 0
-        snapshot_at = rewind if (r == 0 and rewind and config["condition"] == "ticket") else None
-        rows, snapshot, diverged = train(model, state, mask, data, config, start, total, snapshot_at)
-        for row, flag in zip(rows, early_stop_flags(rows, diverged)):
-            row["is_early_stop"] = flag
-        tensors = {"mask": mask, "weights": model.state_dict()}
-        if snapshot is not None:
-            tensors["rewind"] = snapshot
-        run.save_round(r, dict(round=r, weights_remaining=percent_remaining(mask), diverged=diverged,
-                               rows=rows), tensors)
-        trained += 1
-        on_round()
-        if diverged:
-            break
+    trained = 0
+    for r in range(max(c["rounds"] for c in configs)):
+        masks, pending = {}, []  # this round's ticket masks, for the controls that copy or match them
+        for m in members:
+            if m.done or r >= m.rounds:
+                continue
+            if m.run.has_round(r):
+                m.done = m.run.metrics(r)["diverged"]
+                continue
+            ticket_mask = masks.get(m.ticket.path)
+            if ticket_mask is None and r > 0 and m.ticket is not m.run:
+                if not m.ticket.has_round(r):
+                    m.done = True  # the ticket diverged before round r: no mask to copy or to match
+                    continue
+                ticket_mask = m.ticket.tensors(r, "mask")
+            mask = round_mask(m.run, ticket_mask, r, kinds, params)
+            if m.ticket is m.run:
+                masks[m.run.path] = mask
+            condition = m.run.config["condition"]
+            if r > 0 and rewind and condition != "reinit":
+                state, start = m.ticket.tensors(0, "rewind"), rewind
+            else:
+                state, start = m.theta0, 0
+            snapshot_at = rewind if (r == 0 and rewind and condition == "ticket") else None
+            pending.append((m, Job(state, mask, m.run.config["seed"], snapshot_at), start))
+        for stack in stacks(pending, model):
+            start = stack[0][2]
+            outcomes = train(model, [job for _, job, _ in stack], data, setup, start, total, device)
+            for (m, job, _), out in zip(stack, outcomes):
+                for row, flag in zip(out.rows, early_stop_flags(out.rows, out.diverged)):
+                    row["is_early_stop"] = flag
+                tensors = {"mask": job.mask, "weights": out.weights}
+                if out.snapshot is not None:
+                    tensors["rewind"] = out.snapshot
+                m.run.save_round(r, dict(round=r, weights_remaining=percent_remaining(job.mask),
+                                         diverged=out.diverged, rows=out.rows), tensors)
+                m.done = out.diverged
+                trained += 1
+                on_round()
     return trained
+
+
+def stacks(pending: list, model) -> list[list]:
+    """Jobs that can train together: same start and same sparse layers, at most max_stack each."""
+    groups: dict[tuple, list] = {}
+    for item in pending:
+        groups.setdefault((item[2], sparse_layers(model, item[1].mask)), []).append(item)
+    size = max_stack(model)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]

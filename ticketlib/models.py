@@ -1,11 +1,11 @@
 """Models, registered by name. Each declares its prunable layers and their kind.
 
 `layer_kinds` maps a Linear/Conv2d module name to `conv`, `fc` or `output`; pruning rates are
-given per kind (F&C prune the output layer at half the fc rate).
+given per kind (F&C prune the output layer at half the fc rate). `plan` lists the forward pass as
+steps, read both by `forward` and by the engine that trains many copies at once (train.py).
 """
 import math
 
-import torch
 from torch import nn
 
 from .errors import TicketError, unknown
@@ -20,7 +20,31 @@ DEFAULT_HIDDEN = {"lenet_300_100": (300, 100), **{name: (256, 256) for name in C
 MODELS = tuple(DEFAULT_HIDDEN)
 
 
-class LeNet(nn.Module):
+class Planned(nn.Module):
+    """A network whose forward pass is its `plan`: (step, layer name) pairs."""
+
+    def forward(self, x):
+        layers = dict(self.named_modules())
+        for step, name in self.plan:
+            if step in ("linear", "conv"):
+                x = layers[name](x)
+            elif step == "act":
+                x = self.act(x)
+            elif step == "pool":
+                x = nn.functional.max_pool2d(x, 2)
+            else:  # flatten
+                x = x.flatten(1)
+        return x
+
+
+def dense_plan(hidden: int) -> list:
+    steps = [("flatten", None)]
+    for i in range(hidden):
+        steps += [("linear", f"hidden.{i}"), ("act", None)]
+    return steps + [("linear", "out")]
+
+
+class LeNet(Planned):
     """Fully connected: flattened input → hidden widths → classes."""
 
     def __init__(self, input_shape, num_classes, hidden=(300, 100), activation="relu"):
@@ -30,15 +54,10 @@ class LeNet(nn.Module):
         self.out = nn.Linear(widths[-1], num_classes)
         self.act = ACTIVATIONS[activation]()
         self.layer_kinds = {f"hidden.{i}": "fc" for i in range(len(hidden))} | {"out": "output"}
-
-    def forward(self, x):
-        x = x.flatten(1)
-        for layer in self.hidden:
-            x = self.act(layer(x))
-        return self.out(x)
+        self.plan = dense_plan(len(hidden))
 
 
-class ConvNet(nn.Module):
+class ConvNet(Planned):
     """F&C's Conv-2/4/6: 3×3 'same' convs and max-pools, then hidden fc layers, then classes."""
 
     def __init__(self, plan, input_shape, num_classes, hidden=(256, 256), activation="relu"):
@@ -46,31 +65,23 @@ class ConvNet(nn.Module):
         if len(input_shape) != 3:
             raise TicketError(f"conv models need image inputs C×H×W; this dataset's inputs are {tuple(input_shape)}")
         self.act = ACTIVATIONS[activation]()
-        self.convs, self.pool_after = nn.ModuleList(), set()
+        self.convs, self.plan = nn.ModuleList(), []
         channels = input_shape[0]
         for step in plan:
             if step == "M":
-                self.pool_after.add(len(self.convs) - 1)
+                self.plan.append(("pool", None))
             else:
+                self.plan += [("conv", f"convs.{len(self.convs)}"), ("act", None)]
                 self.convs.append(nn.Conv2d(channels, step, 3, padding=1))
                 channels = step
-        pools = len(self.pool_after)
+        pools = plan.count("M")
         flat = channels * (input_shape[1] >> pools) * (input_shape[2] >> pools)
         widths = [flat, *hidden]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
         self.out = nn.Linear(widths[-1], num_classes)
         self.layer_kinds = ({f"convs.{i}": "conv" for i in range(len(self.convs))}
                             | {f"hidden.{i}": "fc" for i in range(len(hidden))} | {"out": "output"})
-
-    def forward(self, x):
-        for i, conv in enumerate(self.convs):
-            x = self.act(conv(x))
-            if i in self.pool_after:
-                x = nn.functional.max_pool2d(x, 2)
-        x = x.flatten(1)
-        for layer in self.hidden:
-            x = self.act(layer(x))
-        return self.out(x)
+        self.plan += dense_plan(len(hidden))
 
 
 def check_model(name: str, activation: str = "relu") -> None:

@@ -9,6 +9,7 @@ from .errors import TicketError, unknown
 from .inits import check_bias_init, check_init
 from .models import DEFAULT_HIDDEN, check_model
 from .pruning import check_rates
+from .train import ENGINE
 
 CONDITIONS = ("ticket", "reinit", "random")  # IMP ticket; same mask, fresh init; random mask, same init
 UNHASHED = ("rounds",)
@@ -116,4 +117,4 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
 
     return dict(dataset=dataset, data_fingerprint=fingerprint(dataset), num_samples=num_samples,
                 model=model, hidden=list(hidden), init=init, seed=seed, protocol=protocol,
-                condition=condition, **hp)
+                condition=condition, engine=ENGINE, **hp)

@@ -1,20 +1,31 @@
-"""Train one masked network over an iteration range, evaluating as it goes.
+"""Train many masked networks of one architecture at once, evaluating as they go.
+
+Tickets that share an architecture, a training setup and a start iteration (different inits,
+seeds, conditions) train as one stack: every tensor gains a leading ticket dimension, fully
+connected layers are batched matmuls (block-sparse ones once a layer is mostly pruned, see
+sparse.py), convolutions run ticket by ticket (grouped convolutions changed results with the
+group count), and one Adam steps the whole stack (it is elementwise). Nothing mixes tickets, so
+a ticket's numbers are the same in any stack, alone included (tests/test_train.py).
 
 The data order is a function of (seed, epoch) only, so every round of a run, and every init
 with the same seed, sees the same minibatches at the same iterations. Pruned entries stay
-exactly zero: gradients are masked before each Adam step (so its moments stay zero there) and
-weights are masked after it.
+exactly zero: gradients are masked before each Adam step, so its moments and updates stay zero.
 """
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .datasets import Data
 from .seeds import generator
+from .sparse import SPARSE_BELOW, BlockSparse
 
-EVAL_CHUNK = 1000  # examples per evaluation forward pass; bounds memory for conv nets
+ENGINE = 2  # bump when a change to training alters numbers, so old and new runs never share a folder
+EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk; bounds memory for conv nets
+STACK_ELEMENTS = 2 ** 25  # weights in one stack (all tickets): bounds memory (~6 copies with Adam)
 
 
 def steps_per_epoch(data: Data, batch_size: int) -> int:
@@ -26,84 +37,150 @@ def budget(config: dict, data: Data) -> int:
     return config["iterations"] or config["epochs"] * steps_per_epoch(data, config["batch_size"])
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=64)
 def epoch_order(seed: int, n: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator(seed, "data-order", epoch))
 
 
-def batch_indices(seed: int, data: Data, batch_size: int, iteration: int) -> torch.Tensor:
-    epoch, step = divmod(iteration, steps_per_epoch(data, batch_size))
-    order = epoch_order(seed, len(data.y_train), epoch)
-    return order[step * batch_size:(step + 1) * batch_size].to(data.y_train.device)
+def sparse_layers(model: nn.Module, mask: dict) -> tuple[str, ...]:
+    """Linear layers whose kept weights are few enough to train faster as sparse matrices."""
+    return tuple(name for step, name in model.plan if step == "linear"
+                 and f"{name}.weight" in mask and mask[f"{name}.weight"].float().mean() < SPARSE_BELOW)
+
+
+def max_stack(model: nn.Module) -> int:
+    return max(1, STACK_ELEMENTS // sum(p.numel() for p in model.parameters()))
+
+
+@dataclass
+class Job:
+    """One ticket's training in a round."""
+    state: dict                     # weights to start from (masked before training)
+    mask: dict                      # prunable tensor name → bool tensor, True = kept
+    seed: int                       # sets the data order
+    snapshot_at: int | None = None  # also keep the weights after this many iterations
+
+
+@dataclass
+class Outcome:
+    rows: list[dict]                # one per evaluation point
+    weights: dict                   # at the end of training
+    snapshot: dict | None
+    diverged: bool                  # the training loss became non-finite (rows stop there)
+
+
+class Stack:
+    """The tickets' weights as trainable stacked tensors: dense (K × shape) or block-sparse values."""
+
+    def __init__(self, model: nn.Module, jobs: list[Job], device):
+        self.model, self.size = model, len(jobs)
+        sparse = set(sparse_layers(model, jobs[0].mask))
+        self.params, self.grad_masks, self.sparse = {}, {}, {}
+        for name, _ in model.named_parameters():
+            weights = torch.stack([job.state[name] for job in jobs]).to(device)
+            if name in jobs[0].mask:
+                mask = torch.stack([job.mask[name] for job in jobs]).to(device)
+                weights = weights * mask
+                layer = name.removesuffix(".weight")
+                if layer in sparse:
+                    self.sparse[layer] = BlockSparse(mask)
+                    weights = self.sparse[layer].gather(weights)
+                else:
+                    self.grad_masks[name] = mask.to(weights.dtype)  # float: a bool factor is converted every step
+            self.params[name] = weights.requires_grad_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """K × batch × input shape (a view may repeat one batch) → K × classes × batch."""
+        p = self.params
+        for step, name in self.model.plan:
+            if step == "conv":
+                x = torch.stack([F.conv2d(xk, w, b, padding=1) for xk, w, b
+                                 in zip(x, p[f"{name}.weight"], p[f"{name}.bias"])])
+            elif step == "pool":
+                x = F.max_pool2d(x.flatten(0, 1), 2).unflatten(0, x.shape[:2])
+            elif step == "flatten":
+                x = x.flatten(2).transpose(1, 2)  # K × features × batch: the linear layers' layout
+            elif step == "act":
+                x = self.model.act(x)
+            elif name in self.sparse:
+                x = self.sparse[name](p[f"{name}.weight"], p[f"{name}.bias"], x)
+            else:
+                x = torch.baddbmm(p[f"{name}.bias"].unsqueeze(2), p[f"{name}.weight"], x)
+        return x
+
+    def weights(self) -> list[dict]:
+        """Each ticket's weights as a state dict (zeros where pruned), on the CPU."""
+        full = {}
+        for name, value in self.params.items():
+            layer = name.removesuffix(".weight")
+            full[name] = (self.sparse[layer].scatter(value) if layer in self.sparse else value).detach().cpu()
+        return [{name: value[k].clone() for name, value in full.items()} for k in range(self.size)]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy; NaNs for an empty split."""
+def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
+    """Each ticket's mean cross-entropy and accuracy; NaNs for an empty split."""
     if len(y) == 0:
-        return math.nan, math.nan
-    loss = correct = 0.0
-    for start in range(0, len(y), EVAL_CHUNK):
-        logits = model(x[start:start + EVAL_CHUNK])
-        target = y[start:start + EVAL_CHUNK]
-        loss += nn.functional.cross_entropy(logits, target, reduction="sum").item()
-        correct += (logits.argmax(1) == target).sum().item()
-    return loss / len(y), correct / len(y)
+        return [math.nan] * stack.size, [math.nan] * stack.size
+    chunk = max(1, EVAL_ELEMENTS // x[0].numel())
+    loss = torch.zeros(stack.size, device=y.device)
+    correct = torch.zeros(stack.size, dtype=torch.long, device=y.device)
+    for start in range(0, len(y), chunk):
+        inputs, target = x[start:start + chunk], y[start:start + chunk]
+        logits = stack.forward(inputs.expand(stack.size, *inputs.shape))
+        target = target.expand(stack.size, -1)
+        loss += F.cross_entropy(logits, target, reduction="none").sum(1)
+        correct += (logits.argmax(1) == target).sum(1)
+    return (loss / len(y)).tolist(), (correct / len(y)).tolist()
 
 
-def apply_mask(model: nn.Module, mask: dict) -> None:
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, m in mask.items():
-            params[name].mul_(m)
+def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: int, stop: int,
+          device="cpu") -> list[Outcome]:
+    """Train every job from its state (masked) for iterations [start, stop), all at once.
 
-
-def train(model: nn.Module, state: dict, mask: dict, data: Data, config: dict,
-          start: int, stop: int, snapshot_at: int | None = None):
-    """Train from `state` (masked) for iterations [start, stop).
-
-    Returns (rows, snapshot, diverged): one row per evaluation point (every `eval_every`
-    iterations from `start`, and at `stop`), the weights after `snapshot_at` iterations (or
-    None), and whether the training loss became non-finite (training stops there).
+    Each job gets one row per evaluation point: every `eval_every` iterations from `start`, and
+    at `stop`; a job whose training loss turns non-finite is diverged and gets no more rows.
     """
-    model.load_state_dict(state)
-    apply_mask(model, mask)
-    params = dict(model.named_parameters())
-    masked = [(params[name], m) for name, m in mask.items()]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    every = config["eval_every"]
-    rows, snapshot, loss_sum, steps = [], None, 0.0, 0
+    stack = Stack(model, jobs, device)
+    optimizer = torch.optim.Adam(stack.params.values(), lr=config["lr"])  # not fused: its results change with K
+    seeds = sorted({job.seed for job in jobs})
+    seed_row = torch.tensor([seeds.index(job.seed) for job in jobs], device=device)
+    batch, every, per_epoch = config["batch_size"], config["eval_every"], steps_per_epoch(data, config["batch_size"])
+    rows, diverged = [[] for _ in jobs], [False] * len(jobs)
+    snapshots = [None] * len(jobs)
+    loss_sum, steps, orders, order_epoch = torch.zeros(len(jobs), device=device), 0, None, None
 
     def record(iteration):
-        model.eval()
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
-        _, test_acc = evaluate(model, data.x_test, data.y_test)
-        model.train()
-        train_loss = loss_sum / steps if steps else math.nan
-        rows.append(dict(iteration=iteration, train_loss=train_loss, val_loss=val_loss,
-                         val_acc=val_acc, test_acc=test_acc))
+        val_loss, val_acc = evaluate(stack, data.x_val, data.y_val)
+        _, test_acc = evaluate(stack, data.x_test, data.y_test)
+        train_loss = (loss_sum / steps).tolist() if steps else [math.nan] * len(jobs)
+        for k in range(len(jobs)):
+            if not diverged[k]:
+                rows[k].append(dict(iteration=iteration, train_loss=train_loss[k], val_loss=val_loss[k],
+                                    val_acc=val_acc[k], test_acc=test_acc[k]))
+                diverged[k] = steps > 0 and not math.isfinite(train_loss[k])
 
     if every:
         record(start)
     for it in range(start, stop):
-        if it == snapshot_at:
-            snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        idx = batch_indices(config["seed"], data, config["batch_size"], it)
-        loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        if any(job.snapshot_at == it for job in jobs):
+            snapshots = [w if job.snapshot_at == it else s for job, w, s in zip(jobs, stack.weights(), snapshots)]
+        epoch, step = divmod(it, per_epoch)
+        if epoch != order_epoch:
+            orders = torch.stack([epoch_order(s, len(data.y_train), epoch) for s in seeds]).to(device)
+            order_epoch = epoch
+        idx = orders[seed_row, step * batch:(step + 1) * batch]
+        losses = F.cross_entropy(stack.forward(data.x_train[idx]), data.y_train[idx], reduction="none").mean(1)
         optimizer.zero_grad(set_to_none=False)
-        loss.backward()
-        for p, m in masked:
-            p.grad.mul_(m)
+        losses.sum().backward()  # tickets share no weights, so each gets its own loss's gradient
+        for name, mask in stack.grad_masks.items():
+            stack.params[name].grad.mul_(mask)
         optimizer.step()
-        with torch.no_grad():
-            for p, m in masked:
-                p.mul_(m)
-        loss_sum, steps = loss_sum + loss.detach(), steps + 1
+        loss_sum, steps = loss_sum + losses.detach(), steps + 1
         done = it + 1
         if (every and (done - start) % every == 0) or done == stop:
-            loss_sum = float(loss_sum)
             record(done)
-            if not math.isfinite(rows[-1]["train_loss"]):
-                return rows, snapshot, True
-            loss_sum, steps = 0.0, 0
-    return rows, snapshot, False
+            loss_sum, steps = torch.zeros_like(loss_sum), 0
+            if all(diverged):
+                break
+    return [Outcome(r, w, s, d) for r, w, s, d in zip(rows, stack.weights(), snapshots, diverged)]

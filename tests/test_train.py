@@ -1,0 +1,156 @@
+"""The stacked engine: a ticket's numbers do not depend on its stack; sparse layers equal dense ones."""
+import json
+import math
+
+import pytest
+import torch
+
+import ticketlib.train as engine
+from ticketlib.datasets import Data
+from ticketlib.inits import initialize
+from ticketlib.models import build_model, prunable_tensors
+from ticketlib.pruning import full_mask, magnitude_prune, random_prune
+from ticketlib.seeds import generator
+from ticketlib.sparse import BlockSparse
+
+RATES = {"fc": 0.2, "conv": 0.1, "output": 0.1}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As the grid trains on CPU: more threads split sums differently for different stack sizes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def lenet():
+    return build_model("lenet_300_100", (40,), 10, [32, 16])
+
+
+def jobs_for(model, inits_seeds, rounds=0, scale=1.0):
+    """Jobs with different inits, seeds and masks: magnitude masks after `rounds` prunings."""
+    kinds = prunable_tensors(model, False)
+    jobs = []
+    for init, seed in inits_seeds:
+        state = initialize(model, init, scale, "default", seed, "init")
+        mask = full_mask({n: state[n] for n in kinds})
+        for _ in range(rounds):
+            mask = magnitude_prune(state, mask, kinds, RATES, "layerwise")
+        jobs.append(engine.Job(state, mask, seed))
+    return jobs
+
+
+def same(a: engine.Outcome, b: engine.Outcome) -> bool:
+    return (json.dumps(a.rows) == json.dumps(b.rows) and a.diverged == b.diverged  # json: NaN equals NaN
+            and all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights))
+
+
+MIXED = [("xavier_normal", 0), ("kaiming_uniform", 1), ("orthogonal", 0), ("uniform", 3)]
+
+
+@pytest.mark.parametrize("rounds", [0, 12], ids=["dense", "sparse"])
+def test_each_ticket_trains_as_it_would_alone(small_config, small_data, rounds):
+    model = lenet()
+    jobs = jobs_for(model, MIXED, rounds)
+    assert bool(engine.sparse_layers(model, jobs[0].mask)) == (rounds > 0)
+    config = small_config()
+    together = engine.train(model, jobs, small_data, config, 0, 60)
+    for job, outcome in zip(jobs, together):
+        assert same(engine.train(model, [job], small_data, config, 0, 60)[0], outcome)
+    assert len(together[0].rows) == 4 and not together[0].diverged  # at 0, 20, 40, 60
+    assert together[0].rows != together[1].rows
+
+
+def test_sparse_layers_compute_what_dense_layers_do(small_config, small_data, monkeypatch):
+    model = lenet()
+    jobs = jobs_for(model, MIXED[:2], rounds=6)
+    config = small_config()
+    runs = {}
+    for threshold in (0.0, 1.01):  # never sparse, always sparse
+        monkeypatch.setattr(engine, "SPARSE_BELOW", threshold)
+        monkeypatch.setattr("ticketlib.train.SPARSE_BELOW", threshold)
+        runs[threshold] = engine.train(model, jobs, small_data, config, 0, 5)
+    for dense, sparse in zip(runs[0.0], runs[1.01]):
+        for name, value in dense.weights.items():
+            torch.testing.assert_close(sparse.weights[name], value, rtol=1e-4, atol=1e-5)
+        assert sparse.rows[-1]["val_loss"] == pytest.approx(dense.rows[-1]["val_loss"], rel=1e-4)
+
+
+def test_block_sparse_matmul_and_gradients_match_dense():
+    gen = generator("block-sparse-test")
+    mask = torch.rand(3, 7, 5, generator=gen) < 0.4
+    weights = torch.randn(3, 7, 5, generator=gen) * mask
+    bias, x = torch.randn(3, 7, generator=gen), torch.randn(3, 5, 4, generator=gen)
+    pattern = BlockSparse(mask)
+    assert torch.equal(pattern.scatter(pattern.gather(weights)), weights)
+    values = pattern.gather(weights).requires_grad_()
+    b1, x1 = bias.clone().requires_grad_(), x.clone().requires_grad_()
+    w2, b2, x2 = weights.clone().requires_grad_(), bias.clone().requires_grad_(), x.clone().requires_grad_()
+    out_sparse = pattern(values, b1, x1)
+    out_dense = torch.baddbmm(b2.unsqueeze(2), w2, x2)
+    torch.testing.assert_close(out_sparse, out_dense)
+    grad = torch.randn(out_dense.shape, generator=gen)
+    out_sparse.backward(grad)
+    out_dense.backward(grad)
+    torch.testing.assert_close(pattern.scatter(values.grad), w2.grad * mask)
+    torch.testing.assert_close(b1.grad, b2.grad)
+    torch.testing.assert_close(x1.grad, x2.grad)
+
+
+def test_conv_tickets_train_as_they_would_alone(small_config):
+    gen = generator("conv-data")
+    x, y = torch.randn(40, 3, 8, 8, generator=gen), torch.randint(0, 10, (40,), generator=gen)
+    data = Data(x[:30], y[:30], x[30:35], y[30:35], x[35:], y[35:], 10)
+    model = build_model("conv2", (3, 8, 8), 10, [16])
+    jobs = jobs_for(model, MIXED[:3], rounds=1)
+    config = small_config(batch_size=10, eval_every=2)
+    together = engine.train(model, jobs, data, config, 0, 4)
+    for job, outcome in zip(jobs, together):
+        assert same(engine.train(model, [job], data, config, 0, 4)[0], outcome)
+    # the module's own forward (its plan) and the stack compute the same function
+    stack = engine.Stack(model, jobs[:1], "cpu")
+    model.load_state_dict({k: v * jobs[0].mask.get(k, 1) for k, v in jobs[0].state.items()})
+    torch.testing.assert_close(stack.forward(x[None, :4])[0].T, model(x[:4]))
+
+
+def test_diverging_ticket_leaves_its_stack_alone(small_config, small_data):
+    model = lenet()
+    healthy, = jobs_for(model, [("xavier_normal", 0)])
+    blowup, = jobs_for(model, [("normal", 1)], scale=1e30)
+    config = small_config()
+    together = engine.train(model, [blowup, healthy], small_data, config, 0, 60)
+    assert together[0].diverged and not math.isfinite(together[0].rows[-1]["train_loss"])
+    assert len(together[0].rows) == 2  # stops at the first evaluation after the blow-up
+    assert same(together[1], engine.train(model, [healthy], small_data, config, 0, 60)[0])
+
+
+def test_pruned_entries_stay_zero_through_adam(small_config, small_data, monkeypatch):
+    """Masked gradients keep Adam's moments, and so the pruned weights, exactly zero."""
+    model = lenet()
+    kinds = prunable_tensors(model, True)
+    state = initialize(model, "xavier_normal", 1.0, "default", 0, "init")
+    mask = random_prune(full_mask({n: state[n] for n in kinds}),
+                        {n: state[n].numel() // 2 for n in kinds}, generator("half"))
+    stacks, seen = [], []
+    monkeypatch.setattr(engine, "Stack", lambda *a: stacks.append(engine_stack(*a)) or stacks[-1])
+    original_step = torch.optim.Adam.step
+
+    def checked_step(self, *args, **kwargs):
+        out = original_step(self, *args, **kwargs)
+        stack = stacks[-1]
+        for name, m in stack.grad_masks.items():
+            p, moments, pruned = stack.params[name], self.state[stack.params[name]], m == 0
+            seen.append(bool((moments["exp_avg"][pruned] == 0).all() and (moments["exp_avg_sq"][pruned] == 0).all()
+                             and (p[pruned] == 0).all()))
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", checked_step)
+    outcome, = engine.train(model, [engine.Job(state, mask, 0)], small_data, small_config(eval_every=1), 0, 25)
+    assert len(seen) == 25 * 6 and all(seen)  # 3 weights + 3 biases, all dense at 50%
+    assert all((outcome.weights[n][~m] == 0).all() for n, m in mask.items())
+    assert len(outcome.rows) == 26  # eval_every=1: before training and after each step
+
+
+engine_stack = engine.Stack

@@ -1,0 +1,78 @@
+"""Many masked weight matrices as one block-diagonal CSR matrix, so cost follows the kept weights.
+
+The K stacked matrices W[k] (out × in) become one (K·out) × (K·in) CSR matrix whose values are
+the kept entries only, in (ticket, row, column) order. Its product with the stacked activations
+(K·in) × batch is one `torch.sparse.mm`; the weight gradient is sampled at the kept entries only
+(`torch.sparse.sampled_addmm`), so Adam updates just those values. Each output row sums its
+own entries in the same order whatever K is, so a ticket's numbers do not depend on its batch.
+"""
+import warnings
+
+import torch
+
+# torch flags CSR support as beta once per process; the operations used here are stable.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+SPARSE_BELOW = 0.3  # density under which a layer trains sparse: measured crossover on CPU (benchmarks/)
+
+
+def _crow(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
+    counts = torch.bincount(rows, minlength=num_rows)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+class BlockSparse:
+    """The kept entries of a stacked mask (K × out × in) as a block-diagonal CSR pattern."""
+
+    def __init__(self, mask: torch.Tensor):
+        self.stack_shape = mask.shape
+        k, self.out, self.inp = mask.shape
+        self.index = mask.nonzero(as_tuple=True)  # (ticket, row, column), row-major: CSR order
+        rows = self.index[0] * self.out + self.index[1]
+        cols = self.index[0] * self.inp + self.index[2]
+        self.shape = (k * self.out, k * self.inp)
+        self.crow, self.col = _crow(rows, self.shape[0]), cols
+        self.order_t = torch.argsort(cols * self.shape[0] + rows)  # value order of the transpose
+        self.crow_t, self.col_t = _crow(cols[self.order_t], self.shape[1]), rows[self.order_t]
+
+    def gather(self, weights: torch.Tensor) -> torch.Tensor:
+        return weights[self.index]
+
+    def scatter(self, values: torch.Tensor) -> torch.Tensor:
+        weights = values.new_zeros(self.stack_shape)
+        weights[self.index] = values
+        return weights
+
+    def matrix(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
+
+    def transposed(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.order_t], self.shape[::-1],
+                                       check_invariants=False)
+
+    def __call__(self, values: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """W[k] @ x[k] + bias[k] for stacked x (K × in × batch) and bias (K × out) → K × out × batch."""
+        batch = x.shape[-1]
+        flat = x.reshape(self.shape[1], batch)
+        return _BlockSparseLinear.apply(values, bias.reshape(-1, 1), flat, self).view(-1, self.out, batch)
+
+
+class _BlockSparseLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, bias, x, pattern):
+        ctx.save_for_backward(values, x)
+        ctx.pattern = pattern
+        return torch.addmm(bias.expand(-1, x.shape[1]), pattern.matrix(values), x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, x = ctx.saved_tensors
+        pattern = ctx.pattern
+        grad_values = grad_bias = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_values = torch.sparse.sampled_addmm(pattern.matrix(values), grad, x.t(), beta=0).values()
+        if ctx.needs_input_grad[1]:
+            grad_bias = grad.sum(1, keepdim=True)
+        if ctx.needs_input_grad[2]:
+            grad_x = torch.sparse.mm(pattern.transposed(values), grad)
+        return grad_values, grad_bias, grad_x, None
