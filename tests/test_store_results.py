@@ -42,6 +42,10 @@ def test_tidy_table_has_one_row_per_evaluation(small_config, small_data, store, 
     assert table.groupby(["run_id", "round"]).is_early_stop.sum().eq(1).all()
     assert sorted(table.weights_remaining.round(2).unique()) == [80.84, 100.0]  # (1952 - 256 - 102 - 16) / 1952 kept
     assert table.test_acc.between(0, 1).all() and table.val_loss.notna().all()
+    # a grid's table stops at the rounds it asks for, though the store holds more
+    shorter = [{**c, "rounds": 1} for c in configs[:2]]
+    assert sorted(load_results(store.root, shorter)["round"].unique()) == [0]
+    assert len(load_results(store.root, shorter)) == 2 * 4
     for name in ("r.csv", "r.parquet"):
         export(table, tmp_path / name)
         reader = pd.read_csv if name.endswith("csv") else pd.read_parquet

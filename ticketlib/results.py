@@ -21,14 +21,17 @@ def _flat(value):
 
 
 def load_results(store: str | Path = "data/runs", configs: list[dict] | None = None) -> pd.DataFrame:
-    """Every run in the store, or only those of `configs` (e.g. one notebook's grid)."""
+    """Every run in the store, or only those of `configs` (e.g. one notebook's grid) up to the
+    rounds they ask for: a run extended by a longer grid keeps its extra rounds to itself."""
     records = []
-    wanted = None if configs is None else {run_id(c) for c in configs}
+    wanted = None if configs is None else {run_id(c): c["rounds"] for c in configs}
     for run in Store(store).runs():
         if wanted is not None and run.path.name not in wanted:
             continue
         config = {k: _flat(v) for k, v in run.config.items()}
         for r in run.rounds():
+            if wanted is not None and r >= wanted[run.path.name]:
+                continue
             metrics = run.metrics(r)
             for row in metrics["rows"]:
                 records.append({**config, "run_id": run.path.name, "round": r,

@@ -64,14 +64,15 @@ def matching_level(curve: pd.DataFrame, tolerance: float = 0.0) -> float:
 
 def matching_level_ci(curve: pd.DataFrame, tolerance: float = 0.0, samples=BOOTSTRAP_SAMPLES, seed=0):
     """matching_level with a bootstrap interval over seeds (seeds resampled as whole curves)."""
-    seeds = curve.seed.unique()
     point = matching_level(curve, tolerance)
-    if len(seeds) < 2:
+    acc = curve.pivot_table(index="seed", columns="round", values="test_acc")  # seeds × rounds
+    if len(acc) < 2:
         return point, np.nan, np.nan
+    levels = curve.groupby("round").weights_remaining.first().reindex(acc.columns).to_numpy()
     rng = np.random.default_rng(seed)
-    by_seed = {s: g for s, g in curve.groupby("seed")}
-    draws = [matching_level(pd.concat([by_seed[s] for s in rng.choice(seeds, len(seeds))]), tolerance)
-             for _ in range(samples)]
+    means = np.nanmean(acc.to_numpy()[rng.integers(0, len(acc), (samples, len(acc)))], axis=1)
+    matching = means >= means[:, :1] - tolerance  # column 0 is round 0, the dense network
+    draws = np.where(matching, levels, np.inf).min(axis=1)
     low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return point, low, high
 

@@ -1,0 +1,60 @@
+"""The common lottery-ticket idiom, as the benchmark's baseline: one `nn.Module` per ticket, a
+`DataLoader` over a `TensorDataset`, masks through `torch.nn.utils.prune`, Adam, the mask
+re-applied after each step, tickets trained one after another. Same grid, same hyperparameters
+and the same evaluations as ticketlib's engine; not the same numbers (other data order).
+"""
+import torch
+from torch.nn import functional as F
+from torch.nn.utils import prune
+from torch.utils.data import DataLoader, TensorDataset
+
+from ticketlib.inits import initialize
+from ticketlib.models import build_model
+
+
+@torch.no_grad()
+def accuracy(model, x, y) -> float:
+    model.eval()
+    correct = (model(x).argmax(1) == y).float().mean().item()
+    model.train()
+    return correct
+
+
+def train_ticket(model, layers, data, config, seed):
+    loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=config["batch_size"],
+                        shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    iteration = 0
+    while iteration < config["iterations"]:
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for layer, _ in layers:
+                    layer.weight_orig.mul_(layer.weight_mask)
+            iteration += 1
+            if iteration % config["eval_every"] == 0:
+                accuracy(model, data.x_val, data.y_val), accuracy(model, data.x_test, data.y_test)
+            if iteration == config["iterations"]:
+                return
+
+
+def run_idiom(data, inits_seeds, config, rounds):
+    """IMP for each (init, seed): train, prune the smallest weights per layer, rewind to θ0."""
+    for init, seed in inits_seeds:
+        model = build_model(config["model"], data.input_shape, data.num_classes, config["hidden"])
+        theta0 = initialize(model, init, 1.0, "default", seed, "init")
+        modules = dict(model.named_modules())
+        layers = [(modules[name], kind) for name, kind in model.layer_kinds.items()]
+        for layer, _ in layers:
+            prune.identity(layer, "weight")
+        for _ in range(rounds):
+            with torch.no_grad():
+                for name, (layer, _) in zip(model.layer_kinds, layers):
+                    layer.weight_orig.copy_(theta0[f"{name}.weight"] * layer.weight_mask)
+                    layer.bias.copy_(theta0[f"{name}.bias"])
+            train_ticket(model, layers, data, config, seed)
+            for layer, kind in layers:  # amount is a fraction of the weights still unpruned
+                prune.l1_unstructured(layer, "weight", amount=config["prune_rates"][kind])
