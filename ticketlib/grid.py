@@ -70,13 +70,24 @@ def missing_rounds(configs, store: Store) -> int:
     return sum(not store.has_round(c, r) for c in configs for r in range(c["rounds"]))
 
 
-def run_task(configs: list[dict], store_root, device: str, data_root, progress=None) -> int:
-    """Train one share of a cohort; returns rounds trained. `progress` gets a 1 per round."""
+def run_task(configs: list[dict], store_root, device: str, data_root, on_round=None) -> int:
+    """Train one share of a cohort; returns rounds trained. `on_round()` follows each round."""
     if device == "cpu":
         torch.set_num_threads(1)
     data = load_dataset(*data_key(configs[0]), root=data_root).to(device)
-    on_round = (lambda: progress.put(1)) if progress is not None else (lambda: None)
-    return run_cohort(configs, Store(store_root), data, device, on_round)
+    return run_cohort(configs, Store(store_root), data, device, on_round or _report_round)
+
+
+_progress = None  # a worker process's queue to the progress bar
+
+
+def _set_progress(queue) -> None:
+    global _progress
+    _progress = queue
+
+
+def _report_round() -> None:
+    _progress.put(1)
 
 
 def run_grid(configs: list[dict], store: Store, device="auto", data_root="data", workers=None,
@@ -94,31 +105,22 @@ def run_grid(configs: list[dict], store: Store, device="auto", data_root="data",
     if workers == 1 or len(todo) <= 1:
         threads = torch.get_num_threads()
         for task in todo:
-            trained += run_task(task, store.root, device, data_root, _BarQueue(bar))
+            trained += run_task(task, store.root, device, data_root, on_round=lambda: bar.update(1))
         torch.set_num_threads(threads)
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-        with context.Manager() as manager, \
-                ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-            queue = manager.Queue()
-            pending = [pool.submit(run_task, task, store.root, device, data_root, queue) for task in todo]
+        queue = context.Queue()  # handed to the workers as they start: a queue cannot be a task argument
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_set_progress,
+                                 initargs=(queue,)) as pool:
+            pending = [pool.submit(run_task, task, store.root, device, data_root) for task in todo]
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
                 _drain(queue, bar)
                 trained += sum(future.result() for future in finished)  # re-raises a worker's error
+        _drain(queue, bar)
     bar.close()
     diverged = sum(any(run.metrics(r)["diverged"] for r in run.rounds()) for run in map(store.run, configs))
     return dict(runs=len(configs), trained=trained, diverged=diverged)
-
-
-class _BarQueue:
-    """A progress sink for in-process runs: updates the bar directly."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def put(self, n):
-        self.bar.update(n)
 
 
 def _drain(queue, bar) -> None:

@@ -4,8 +4,8 @@ Tickets that share an architecture, a training setup and a start iteration (diff
 seeds, conditions) train as one stack: every tensor gains a leading ticket dimension, fully
 connected layers are batched matmuls (block-sparse ones once a layer is mostly pruned, see
 sparse.py), convolutions run ticket by ticket (grouped convolutions changed results with the
-group count), and one Adam steps the whole stack (it is elementwise). Nothing mixes tickets, so
-a ticket's numbers are the same in any stack, alone included (tests/test_train.py).
+group count), and one Adam (adam.py), elementwise, steps the whole stack. Nothing mixes
+tickets, so a ticket's numbers are the same in any stack, alone included (tests/test_train.py).
 
 The data order is a function of (seed, epoch) only, so every round of a run, and every init
 with the same seed, sees the same minibatches at the same iterations. Pruned entries stay
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .adam import Adam
 from .datasets import Data
 from .seeds import generator
 from .sparse import SPARSE_BELOW, BlockSparse
@@ -142,7 +143,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
     at `stop`; a job whose training loss turns non-finite is diverged and gets no more rows.
     """
     stack = Stack(model, jobs, device)
-    optimizer = torch.optim.Adam(stack.params.values(), lr=config["lr"])  # not fused: its results change with K
+    optimizer = Adam(stack.params.values(), lr=config["lr"])  # elementwise: tickets stay independent
     seeds = sorted({job.seed for job in jobs})
     seed_row = torch.tensor([seeds.index(job.seed) for job in jobs], device=device)
     batch, every, per_epoch = config["batch_size"], config["eval_every"], steps_per_epoch(data, config["batch_size"])
@@ -171,7 +172,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
             order_epoch = epoch
         idx = orders[seed_row, step * batch:(step + 1) * batch]
         losses = F.cross_entropy(stack.forward(data.x_train[idx]), data.y_train[idx], reduction="none").mean(1)
-        optimizer.zero_grad(set_to_none=False)
+        optimizer.zero_grad()
         losses.sum().backward()  # tickets share no weights, so each gets its own loss's gradient
         for name, mask in stack.grad_masks.items():
             stack.params[name].grad.mul_(mask)

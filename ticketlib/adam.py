@@ -1,0 +1,34 @@
+"""Adam for the stacked engine: torch.optim.Adam's arithmetic, step for step, with buffers reused.
+
+The same elementwise operations in the same order as `torch.optim.Adam`'s single-tensor path
+(no weight decay, no amsgrad), so the numbers are identical (tests/test_train.py); the
+square-root buffer is reused instead of allocated every step, and `torch.optim`'s first use,
+which imports torch's compiler stack (over a second per worker process), is avoided.
+"""
+import torch
+
+
+class Adam:
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps, self.steps = list(params), lr, betas, eps, 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.denom = [torch.empty_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1 ** float(self.steps))
+        bias_correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
+        for p, exp_avg, exp_avg_sq, denom in zip(self.params, self.exp_avg, self.exp_avg_sq, self.denom):
+            exp_avg.lerp_(p.grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            torch.sqrt(exp_avg_sq, out=denom)
+            denom.div_(bias_correction2_sqrt).add_(self.eps)
+            p.addcdiv_(exp_avg, denom, value=-step_size)
