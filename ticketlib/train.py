@@ -24,8 +24,9 @@ from .datasets import Data
 from .seeds import generator
 from .sparse import SPARSE_BELOW, BlockSparse
 
-ENGINE = 2  # bump when a change to training alters numbers, so old and new runs never share a folder
-EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk; bounds memory for conv nets
+ENGINE = 3  # bump when a change to training alters numbers, so old and new runs never share a folder
+EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache
+EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk at most; bounds memory for conv nets
 STACK_ELEMENTS = 2 ** 25  # weights in one stack (all tickets): bounds memory (~6 copies with Adam)
 
 
@@ -123,7 +124,7 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list
     """Each ticket's mean cross-entropy and accuracy; NaNs for an empty split."""
     if len(y) == 0:
         return [math.nan] * stack.size, [math.nan] * stack.size
-    chunk = max(1, EVAL_ELEMENTS // x[0].numel())
+    chunk = max(1, min(EVAL_EXAMPLES, EVAL_ELEMENTS // x[0].numel()))
     loss = torch.zeros(stack.size, device=y.device)
     correct = torch.zeros(stack.size, dtype=torch.long, device=y.device)
     for start in range(0, len(y), chunk):
