@@ -75,7 +75,7 @@ class Member:
 
 
 def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
-    """Run (or finish) every round of runs that share a training setup; returns rounds trained."""
+    """Run (or finish) every round of runs that share a training setup; returns rounds done."""
     configs = with_tickets(configs)
     setup = training_setup(configs[0])
     if any(training_setup(c) != setup for c in configs):
@@ -97,12 +97,15 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
 
     trained = 0
     for r in range(max(c["rounds"] for c in configs)):
-        masks, pending = {}, []  # this round's ticket masks, for the controls that copy or match them
+        masks, pending, copies = {}, [], []  # masks: this round's, for the controls that copy or match them
         for m in members:
             if m.done or r >= m.rounds:
                 continue
             if m.run.has_round(r):
                 m.done = m.run.metrics(r)["diverged"]
+                continue
+            if r == 0 and m.run.config["condition"] == "random":
+                copies.append(m)  # dense from θ0 with the ticket's seed: the ticket's round 0, bit for bit
                 continue
             ticket_mask = masks.get(m.ticket.path)
             if ticket_mask is None and r > 0 and m.ticket is not m.run:
@@ -134,6 +137,12 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
                 m.done = out.diverged
                 trained += 1
                 on_round()
+        for m in copies:
+            metrics = m.ticket.metrics(0)
+            m.run.save_round(0, metrics, {name: m.ticket.tensors(0, name) for name in ("mask", "weights")})
+            m.done = metrics["diverged"]
+            trained += 1
+            on_round()
     return trained
 
 
