@@ -63,8 +63,9 @@ def compare(dataset: str, num_samples, rounds: int, iterations: int, data_root: 
     return dict(idiom=idiom, ours=ours, ratio=idiom / ours, data=data, config=configs[0])
 
 
-def sparse_round_cost(data, config, iterations: int) -> tuple[float, float]:
-    """Seconds for a stack of the 16 tickets to train a round: dense, and at ≤ 5% remaining."""
+def sparse_round_cost(data, config, iterations: int) -> tuple[float, float, float]:
+    """Seconds for a stack of the 16 tickets to train a round, dense and at ≤ 5% remaining, and
+    that percent."""
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
     kinds = prunable_tensors(model, False)
     dense, sparse = [], []

@@ -35,8 +35,9 @@ def train_ticket(model, layers, data, config, seed):
                 for layer, _ in layers:
                     layer.weight_orig.mul_(layer.weight_mask)
             iteration += 1
-            if iteration % config["eval_every"] == 0:
-                accuracy(model, data.x_val, data.y_val), accuracy(model, data.x_test, data.y_test)
+            if iteration % config["eval_every"] == 0:  # evaluated as often as the engine does
+                for x, y in ((data.x_val, data.y_val), (data.x_test, data.y_test)):
+                    accuracy(model, x, y)
             if iteration == config["iterations"]:
                 return
 

@@ -71,7 +71,6 @@ def test_sparse_layers_compute_what_dense_layers_do(small_config, small_data, mo
     runs = {}
     for threshold in (0.0, 1.01):  # never sparse, always sparse
         monkeypatch.setattr(engine, "SPARSE_BELOW", threshold)
-        monkeypatch.setattr("ticketlib.train.SPARSE_BELOW", threshold)
         runs[threshold] = engine.train(model, jobs, small_data, config, 0, 5)
     for dense, sparse in zip(runs[0.0], runs[1.01]):
         for name, value in dense.weights.items():

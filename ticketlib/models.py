@@ -25,10 +25,9 @@ class Planned(nn.Module):
     """A network whose forward pass is its `plan`: (step, layer name) pairs."""
 
     def forward(self, x):
-        layers = dict(self.named_modules())
         for step, name in self.plan:
             if step in ("linear", "conv"):
-                x = layers[name](x)
+                x = self.get_submodule(name)(x)
             elif step == "act":
                 x = self.act(x)
             elif step == "pool":
