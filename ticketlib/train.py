@@ -24,7 +24,7 @@ from .datasets import Data
 from .seeds import generator
 from .sparse import SPARSE_BELOW, BlockSparse
 
-ENGINE = 3  # bump when a change to training alters numbers, so old and new runs never share a folder
+ENGINE = 4  # bump when a change to training alters numbers, so old and new runs never share a folder
 EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache
 EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk at most; bounds memory for conv nets
 STACK_ELEMENTS = 2 ** 25  # weights in one stack (all tickets): bounds memory (~6 copies with Adam)
