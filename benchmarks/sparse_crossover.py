@@ -1,46 +1,60 @@
 """Where block-sparse layers beat dense ones: the measurement behind sparse.SPARSE_BELOW.
 
-    python benchmarks/sparse_crossover.py      # about a minute here
+    python benchmarks/sparse_crossover.py      # about 2 minutes here
 
-One layer of a 16-ticket stack, forward and backward (weight, bias and input gradients), on one
-thread as in a worker: milliseconds per step, block-sparse vs batched dense, by layer shape
-(LeNet-300-100 on MNIST-1D and on MNIST) and by the fraction of weights kept.
+Whole training steps (forward, backward, Adam, evaluation) of LeNet-300-100 on MNIST-1D, for a
+stack of tickets pruned by IMP's layerwise rates to several densities, on one thread as in a
+worker: milliseconds per ticket-step with every layer dense vs with the fc layers block-sparse.
 """
 import time
+from pathlib import Path
 
 import torch
 
-from ticketlib.sparse import BlockSparse
+import ticketlib.train as engine
+from ticketlib.datasets import load_dataset
+from ticketlib.inits import INITIALIZERS, initialize
+from ticketlib.models import build_model, prunable_tensors
+from ticketlib.pruning import full_mask, magnitude_prune
+from ticketlib.protocols import make_run
 
-TICKETS, BATCH = 16, 60
-SHAPES = [(300, 40), (100, 300), (10, 100), (300, 784)]  # out × in
-DENSITIES = [0.02, 0.05, 0.1, 0.2, 0.3]
+ITERATIONS = 200
+SCHEMES = list(INITIALIZERS)[:8]
+TARGETS = [0.42, 0.33, 0.27, 0.21, 0.11]  # fc density to prune down to (IMP steps of 20%)
 
 
-def milliseconds(step, repeats=200) -> float:
-    for _ in range(10):
-        step()
+def tickets(model, config, count: int, density: float) -> list:
+    kinds = prunable_tensors(model, False)
+    jobs = []
+    for k in range(count):
+        state = initialize(model, SCHEMES[k % 8], 1.0, "default", k // 8, "init")
+        mask = full_mask({n: state[n] for n in kinds})
+        while mask["hidden.0.weight"].float().mean() > density:
+            mask = magnitude_prune(state, mask, kinds, config["prune_rates"], "layerwise")
+        jobs.append(engine.Job(state, mask, k // 8))
+    return jobs
+
+
+def milliseconds_per_ticket_step(model, jobs, data, config, sparse_below: float) -> float:
+    engine.SPARSE_BELOW = sparse_below
     start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    return (time.perf_counter() - start) / repeats * 1e3
+    engine.train(model, jobs, data, config, 0, ITERATIONS)
+    return (time.perf_counter() - start) / len(jobs) / ITERATIONS * 1e3
 
 
 def main():
     torch.set_num_threads(1)
-    generator = torch.Generator().manual_seed(0)
-    print("| layer (out × in) | kept | block-sparse (ms) | dense (ms) | sparse / dense |")
+    config = make_run("mnist1d", "lenet_300_100", "xavier_normal", 0, iterations=1000)
+    data = load_dataset("mnist1d", config["num_samples"], config["val_size"], root=Path("data"))
+    model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
+    print("| stack | fc density | dense (ms/ticket-step) | block-sparse | sparse / dense |")
     print("|---|---|---|---|---|")
-    for out, inp in SHAPES:
-        x = torch.randn(TICKETS, inp, BATCH, generator=generator, requires_grad=True)
-        bias = torch.randn(TICKETS, out, generator=generator, requires_grad=True)
-        weights = torch.randn(TICKETS, out, inp, generator=generator, requires_grad=True)
-        for density in DENSITIES:
-            pattern = BlockSparse(torch.rand(TICKETS, out, inp, generator=generator) < density)
-            values = pattern.gather(weights.detach()).requires_grad_()
-            sparse = milliseconds(lambda: pattern(values, bias, x).sum().backward())
-            dense = milliseconds(lambda: torch.baddbmm(bias.unsqueeze(2), weights, x).sum().backward())
-            print(f"| {out} × {inp} | {density:.0%} | {sparse:.2f} | {dense:.2f} | {sparse / dense:.2f} |")
+    for count in (8, 40):
+        for target in TARGETS:
+            jobs = tickets(model, config, count, target)
+            dense, sparse = (milliseconds_per_ticket_step(model, jobs, data, config, below) for below in (0.0, 1.0))
+            density = jobs[0].mask["hidden.0.weight"].float().mean()
+            print(f"| {count} | {density:.2f} | {dense:.3f} | {sparse:.3f} | {sparse / dense:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from ticketlib.store import Store, run_id
 def test_known_config_has_a_pinned_hash():
     """Changing this hash orphans every stored run: do it only on purpose."""
     config = make_run("mnist1d", "lenet_300_100", "xavier_normal", 0)
-    assert run_id(config) == "45547bbb023e61e2"
+    assert run_id(config) == "d1d1dbb30df8d4c9"
     assert run_id(make_run("mnist1d", "lenet_300_100", "xavier_normal", 0, rounds=3, scale=1)) == run_id(config)
     for change in (dict(seed=1), dict(init="kaiming_normal"), dict(scale=2.0), dict(lr=1e-3),
                    dict(condition="reinit"), dict(prune_rates={"fc": 0.3})):
@@ -28,7 +28,7 @@ def test_run_folder_holds_config_and_complete_rounds(small_config, small_data, s
     saved = json.loads((folder / "config.json").read_text())
     assert saved == {k: v for k, v in config.items() if k != "rounds"}
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "round_000", "round_001", "round_002"]
-    assert sorted(p.name for p in (folder / "round_000").iterdir()) == ["mask.pt", "metrics.json", "weights.pt"]
+    assert sorted(p.name for p in (folder / "round_000").iterdir()) == ["mask.pt", "metrics.json", "sha256.json", "weights.pt"]
 
 
 def test_tidy_table_has_one_row_per_evaluation(small_config, small_data, store, tmp_path):

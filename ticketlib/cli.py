@@ -4,6 +4,7 @@
     ticketlib run --dataset mnist1d --model lenet_300_100 --inits xavier_normal,kaiming_normal \
         --seeds 0,1 --protocol frankle2019 --conditions ticket,reinit,random --rounds 5 \
         --iterations 2000 --store data/runs
+    ticketlib run --config configs/grid.yaml --executor dask --scheduler tcp://10.0.0.5:8786
     ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
     ticketlib results --store data/runs --out results.csv
 """
@@ -86,7 +87,9 @@ RUN_FLAGS = {
     "store": (str, "run store folder (default data/runs)"),
     "data_root": (str, "where datasets are generated/downloaded (default data)"),
     "device": (str, "auto, cpu, cuda, cuda:1, ... (default auto)"),
-    "workers": (int, "worker processes (default: one per CPU core on CPU, 1 on GPU)"),
+    "workers": (int, "tasks in parallel (default: one per CPU core on CPU, 1 on GPU, the Dask cluster's threads)"),
+    "executor": (str, "local (worker processes here, the default) or dask"),
+    "scheduler": (str, "Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster here)"),
 }
 
 
@@ -157,8 +160,10 @@ def command_run(args) -> None:
                           args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
     store = Store(args.store or "data/runs")
     start = time.perf_counter()
+    if args.scheduler and args.executor != "dask":
+        raise TicketError("--scheduler needs --executor dask")
     counts = run_grid(configs, store, args.device or "auto", args.data_root or "data", args.workers,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, executor=args.executor or "local", scheduler=args.scheduler)
     print(f"{counts['runs']} runs: {counts['trained']} rounds trained, {counts['diverged']} runs diverged, "
           f"{time.perf_counter() - start:.1f} s. Store: {store.root}")
 

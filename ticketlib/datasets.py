@@ -19,6 +19,17 @@ from .errors import TicketError, unknown
 from .seeds import generator
 
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+DOWNLOAD_MD5 = {  # the published archives torchvision downloads, under <root>/datasets
+    "mnist": {"MNIST/raw/train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+              "MNIST/raw/train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+              "MNIST/raw/t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+              "MNIST/raw/t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+    "fashion_mnist": {"FashionMNIST/raw/train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                      "FashionMNIST/raw/train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                      "FashionMNIST/raw/t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                      "FashionMNIST/raw/t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+    "cifar10": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+}
 DATASETS = ("mnist1d", *TORCHVISION_SETS, "npz:PATH")
 MNIST1D_DEFAULT_SAMPLES = 5000  # the package's default; 80% train, 20% test
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
@@ -122,7 +133,19 @@ def torchvision_arrays(name: str, root: Path):
     cls = getattr(torchvision.datasets, TORCHVISION_SETS[name])
     folder = root / "datasets"
     train, test = (cls(str(folder), train=flag, download=True) for flag in (True, False))
+    check_downloads(name, folder)
     return tuple(np.asarray(a) for a in (train.data, train.targets, test.data, test.targets))
+
+
+def check_downloads(name: str, folder: Path) -> None:
+    """The downloaded archives must be the published ones (torchvision checks only fresh downloads)."""
+    for relative, expected in DOWNLOAD_MD5[name].items():
+        path = folder / relative
+        if not path.is_file():
+            raise TicketError(f"{path} is missing: delete {folder / relative.split('/')[0]} and rerun to download {name} again")
+        if hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() != expected:
+            raise TicketError(f"{path} does not match its published MD5 {expected} (damaged or altered): "
+                              "delete it and rerun to download it again")
 
 
 def npz_arrays(path: str):

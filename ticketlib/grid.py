@@ -1,15 +1,15 @@
 """A grid: datasets × models × inits × scales × seeds × conditions under one protocol.
 
 Runs that share a training setup form a cohort that trains round by round as stacks (imp.py).
-A cohort's units (a ticket with its controls, which need its masks) are dealt out to worker
-processes; on CPU each worker trains with one thread, and a ticket's numbers do not depend on
-its stack, so results do not depend on how many workers there are.
+A cohort's units (a ticket with its controls, which need its masks) are dealt out into tasks
+that an executor runs (executors.py: local processes or Dask); on CPU each task trains with one
+thread, and a ticket's numbers do not depend on its stack, so results depend neither on the
+number of workers nor on the executor. Progress is read from the store, wherever tasks run.
 """
 import itertools
-import multiprocessing
-import os
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from queue import Empty
+import time
+from functools import partial
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .datasets import load_dataset
 from .errors import TicketError
+from .executors import POLL_SECONDS, check_executor, default_workers, run_tasks
 from .imp import run_cohort, training_setup
 from .protocols import CONDITIONS, make_run
 from .results import load_results
@@ -73,62 +74,52 @@ def missing_rounds(configs, store: Store) -> int:
 def run_task(configs: list[dict], store_root, device: str, data_root, on_round=None) -> int:
     """Train one share of a cohort; returns rounds trained. `on_round()` follows each round."""
     if device == "cpu":
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # also in this process: thread count changes float sums
     data = load_dataset(*data_key(configs[0]), root=data_root).to(device)
-    return run_cohort(configs, Store(store_root), data, device, on_round or _report_round)
-
-
-_progress = None  # a worker process's queue to the progress bar
-
-
-def _set_progress(queue) -> None:
-    global _progress
-    _progress = queue
-
-
-def _report_round() -> None:
-    _progress.put(1)
+    return run_cohort(configs, Store(store_root), data, device, on_round or (lambda: None))
 
 
 def run_grid(configs: list[dict], store: Store, device="auto", data_root="data", workers=None,
-             progress=True) -> dict:
-    """Run every config, reusing finished rounds; returns counts of trained rounds and diverged runs."""
+             progress=True, executor="local", scheduler=None) -> dict:
+    """Run every config, reusing finished rounds; returns counts of trained rounds and diverged runs.
+
+    Tasks run on `executor` (executors.py): local processes, or a Dask cluster at `scheduler`.
+    """
     device = resolve_device(device)
-    workers = workers or (os.cpu_count() if device == "cpu" else 1)
-    if workers < 1:
-        raise TicketError(f"workers must be a positive integer; got {workers}")
+    check_executor(executor, workers)
+    workers = workers or default_workers(executor, scheduler, device)
     for key in {data_key(c) for c in configs}:  # check (and generate) every dataset before any run
         load_dataset(*key, root=data_root)
+    store_root, data_root = Path(store.root).resolve(), Path(data_root).resolve()  # as remote workers see them
     todo = [t for t in tasks(configs, workers) if missing_rounds(t, store)]
-    bar = tqdm(total=missing_rounds(configs, store), unit="round", disable=not progress)
-    trained = 0
-    if workers == 1 or len(todo) <= 1:
-        threads = torch.get_num_threads()
-        for task in todo:
-            trained += run_task(task, store.root, device, data_root, on_round=lambda: bar.update(1))
+    bar = StoreProgress(configs, store, progress)
+    threads = torch.get_num_threads()
+    try:
+        task = partial(run_task, store_root=store_root, device=device, data_root=data_root)
+        trained = sum(run_tasks(task, todo, executor, workers, scheduler, bar.refresh))
+    finally:
         torch.set_num_threads(threads)
-    else:
-        context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-        queue = context.Queue()  # handed to the workers as they start: a queue cannot be a task argument
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_set_progress,
-                                 initargs=(queue,)) as pool:
-            pending = [pool.submit(run_task, task, store.root, device, data_root) for task in todo]
-            while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-                _drain(queue, bar)
-                trained += sum(future.result() for future in finished)  # re-raises a worker's error
-        _drain(queue, bar)
-    bar.close()
+        bar.close()
     diverged = sum(any(run.metrics(r)["diverged"] for r in run.rounds()) for run in map(store.run, configs))
     return dict(runs=len(configs), trained=trained, diverged=diverged)
 
 
-def _drain(queue, bar) -> None:
-    while True:
-        try:
-            bar.update(queue.get_nowait())
-        except Empty:
-            return
+class StoreProgress:
+    """A progress bar of the grid's rounds, counted in the store at most every POLL_SECONDS."""
+
+    def __init__(self, configs: list[dict], store: Store, enabled: bool):
+        self.configs, self.store, self.checked = configs, store, time.monotonic()
+        self.missing = missing_rounds(configs, store)
+        self.bar = tqdm(total=self.missing, unit="round", disable=not enabled)
+
+    def refresh(self, now=False) -> None:
+        if now or time.monotonic() - self.checked >= POLL_SECONDS:
+            self.bar.update(self.missing - missing_rounds(self.configs, self.store) - self.bar.n)
+            self.checked = time.monotonic()
+
+    def close(self) -> None:
+        self.refresh(now=True)
+        self.bar.close()
 
 
 def run_and_load(configs: list[dict], store="data/runs", **options) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import torch
 # torch flags CSR support as beta once per process; the operations used here are stable.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
-SPARSE_BELOW = 0.2  # density under which a layer trains sparse: crossovers measured on CPU, 0.1-0.27 by shape
+SPARSE_BELOW = 0.3  # density under which a layer trains sparse: whole-step crossovers 0.23 (8 tickets) to 0.30 (40) on CPU, benchmarks/sparse_crossover.py
 
 
 def _crow(rows: torch.Tensor, num_rows: int) -> torch.Tensor:

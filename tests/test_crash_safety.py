@@ -1,0 +1,152 @@
+"""Kill a grid anywhere, rerun it, lose nothing: SIGKILL, concurrent writers, corrupt files."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from grid_driver import GRID, grid
+from ticketlib.cli import main
+from ticketlib.grid import run_grid
+from ticketlib.results import load_results
+from ticketlib.store import CorruptStore, Run, Store
+
+DRIVER = Path(__file__).with_name("grid_driver.py")
+ROUNDS = len(grid()) * GRID["rounds"]
+
+
+def start(store, data_root, *flags) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(DRIVER.parent)}
+    return subprocess.Popen([sys.executable, str(DRIVER), str(store), str(data_root), *flags], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def kill_when(process, ready, timeout=120) -> None:
+    """SIGKILL the process and its workers as soon as ready() holds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, f"the grid ended before the kill point: {process.communicate()}"
+        assert time.monotonic() < deadline, "kill point not reached"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def rounds_done(store) -> list[Path]:
+    return sorted(Path(store).glob("*/round_*"))
+
+
+def partial_writes(store) -> list[Path]:
+    return [p for p in Path(store).glob("*/.round_*") if len(list(p.iterdir())) >= 2]
+
+
+def finished_state(store) -> dict:
+    """Each finished round folder's checksum file identity: unchanged means not rewritten."""
+    return {str(p): (p / "sha256.json").stat().st_ino for p in rounds_done(store)}
+
+
+def table(store) -> pd.DataFrame:
+    return load_results(store, grid()).sort_values(["run_id", "round", "iteration"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_root):
+    store = tmp_path_factory.mktemp("reference") / "runs"
+    run_grid(grid(), Store(store), "cpu", data_root, 1, progress=False)
+    return table(store)
+
+
+@pytest.mark.parametrize("point,flags,ready", [
+    ("during training, in this process", [], lambda store: len(rounds_done(store)) >= 2),
+    ("during training, in worker processes", ["--workers", "2"], lambda store: len(rounds_done(store)) >= 6),
+    ("during a store write", ["--slow-writes"], lambda store: len(rounds_done(store)) >= 3 and partial_writes(store)),
+], ids=["training", "training-workers", "store-write"])
+def test_killed_grid_resumes_with_identical_results(point, flags, ready, tmp_path, data_root, reference):
+    store = tmp_path / "runs"
+    kill_when(start(store, data_root, *flags), lambda: ready(store))
+    before = finished_state(store)
+    assert 0 < len(before) < ROUNDS, point
+    for folder in map(Path, before):  # what survived the kill is whole
+        assert Run(folder.parent, {}).metrics(int(folder.name[6:]))["rows"]
+    counts = run_grid(grid(), Store(store), "cpu", data_root, 1, progress=False)
+    assert counts["trained"] == ROUNDS - len(before)  # finished rounds were not retrained...
+    assert {k: v for k, v in finished_state(store).items() if k in before} == before  # ...nor rewritten
+    pd.testing.assert_frame_equal(table(store), reference)
+
+
+def test_two_processes_on_one_store_do_not_corrupt_it(tmp_path, data_root, reference):
+    store = tmp_path / "runs"
+    first, second = start(store, data_root), start(store, data_root)
+    for process in (first, second):
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err.decode()
+    assert len(rounds_done(store)) == ROUNDS and not list(store.glob("*/.round_*"))
+    pd.testing.assert_frame_equal(table(store), reference)
+
+
+@pytest.fixture
+def finished_store(tmp_path, data_root):
+    store = tmp_path / "runs"
+    run_grid(grid(), Store(store), "cpu", data_root, 1, progress=False)
+    return store
+
+
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(data[:len(data) // 2])
+    elif how == "flip":
+        path.write_bytes(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize("name,how,read", [
+    ("weights.pt", "truncate", lambda run: run.tensors(1, "weights")),
+    ("mask.pt", "flip", lambda run: run.tensors(1, "mask")),
+    ("metrics.json", "flip", lambda run: run.metrics(1)),
+    ("sha256.json", "delete", lambda run: run.tensors(1, "weights")),
+])
+def test_damaged_round_file_is_named_never_read(finished_store, name, how, read):
+    run = Store(finished_store).run(grid()[0])
+    damage(run.round_path(1) / name, how)
+    folder = re.escape(str(run.round_path(1)))
+    with pytest.raises(CorruptStore, match=f"^{folder}/{re.escape(name)} .*; delete {folder} to recompute it$"):
+        read(run)
+
+
+def test_damaged_files_stop_the_grid_and_the_table(finished_store, data_root):
+    run = Store(finished_store).run(grid()[0])
+    damage(run.round_path(3) / "weights.pt", "flip")  # the next round prunes these weights
+    with pytest.raises(CorruptStore, match=re.escape(str(run.round_path(3) / "weights.pt"))):
+        run_grid([{**grid()[0], "rounds": 5}], Store(finished_store), "cpu", data_root, 1, progress=False)
+    damage(run.round_path(0) / "metrics.json", "truncate")
+    with pytest.raises(CorruptStore, match=re.escape(str(run.round_path(0) / "metrics.json"))):
+        load_results(finished_store, grid())
+
+
+def test_deleting_the_named_folder_recomputes_it(finished_store, data_root):
+    run = Store(finished_store).run(grid()[0])
+    before = run.tensors(2, "weights")
+    damage(run.round_path(2) / "weights.pt", "flip")
+    with pytest.raises(CorruptStore) as error:
+        run.tensors(2, "weights")
+    folder = str(error.value).rsplit("delete ", 1)[1].removesuffix(" to recompute it")
+    subprocess.run(["rm", "-r", folder], check=True)
+    assert run_grid(grid(), Store(finished_store), "cpu", data_root, 1, progress=False)["trained"] == 1
+    assert all(torch.equal(v, run.tensors(2, "weights")[k]) for k, v in before.items())
+
+
+def test_edited_config_and_corrupt_store_through_the_cli(finished_store, capsys):
+    config = next(finished_store.glob("*/config.json"))
+    config.write_text(json.dumps({**json.loads(config.read_text()), "lr": 0.5}))
+    assert main(["results", "--store", str(finished_store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{config} does not hash to its folder's name" in err
