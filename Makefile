@@ -29,9 +29,7 @@ study: setup
 	$(MAKE) results paper
 
 results: setup
-	$(BIN)/ticketlib results --store $(STORE) --out data/results.parquet
-	$(BIN)/ticketlib results --store $(STORE) --out data/results.csv
-	$(BIN)/ticketlib results --store $(STORE)
+	$(BIN)/ticketlib results --store $(STORE) --out data/results.parquet --out data/results.csv
 
 paper: setup
 	$(BIN)/ticketlib paper

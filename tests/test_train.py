@@ -151,18 +151,24 @@ def test_pruned_entries_stay_zero_through_adam(small_config, small_data, monkeyp
     assert len(outcome.rows) == 26  # eval_every=1: before training and after each step
 
 
-def test_adam_computes_what_torch_adam_does():
-    gen = generator("adam-test")
-    ours_params = [torch.randn(4, 5, generator=gen), torch.randn(7, generator=gen)]
+def adam_against_torch(shapes, seed: str, sparse_grads: bool) -> list[tuple]:
+    """(ours, torch's) parameters after 30 steps on the same random gradients."""
+    gen = generator(seed)
+    ours_params = [torch.randn(shape, generator=gen) for shape in shapes]
     torch_params = [p.clone() for p in ours_params]
     ours, reference = Adam(ours_params, lr=1.2e-3), torch.optim.Adam(torch_params, lr=1.2e-3)
     for _ in range(30):
-        grads = [torch.randn(p.shape, generator=gen) for p in ours_params]
-        for p, q, g in zip(ours_params, torch_params, grads):
-            p.grad, q.grad = g.clone(), g.clone()
+        for p, q in zip(ours_params, torch_params):
+            p.grad = torch.randn(p.shape, generator=gen) * ((p.abs() > 0.5) if sparse_grads else 1)
+            q.grad = p.grad.clone()
         ours.step()
         reference.step()
-    assert all(torch.equal(p, q) for p, q in zip(ours_params, torch_params))
+    return list(zip(ours_params, torch_params))
+
+
+def test_adam_computes_what_torch_adam_does():
+    """Bit for bit on tensors this small (torch's exact scalar square root handles them)."""
+    assert all(torch.equal(p, q) for p, q in adam_against_torch([(4, 5), (7,)], "adam-test", False))
 
 
 def test_adam_square_root_is_correctly_rounded_wherever_a_value_sits():
@@ -179,15 +185,5 @@ def test_adam_square_root_is_correctly_rounded_wherever_a_value_sits():
 
 def test_adam_matches_torch_adam_on_large_tensors():
     """Differences are those of torch's approximate square root: float32 rounding, no more."""
-    gen = generator("adam-test-large")
-    ours_params = [torch.randn(300, 40, generator=gen), torch.randn(300, generator=gen)]
-    torch_params = [p.clone() for p in ours_params]
-    ours, reference = Adam(ours_params, lr=1.2e-3), torch.optim.Adam(torch_params, lr=1.2e-3)
-    for _ in range(30):
-        for p, q in zip(ours_params, torch_params):
-            p.grad = torch.randn(p.shape, generator=gen) * (p.abs() > 0.5)  # zeros, as pruning makes
-            q.grad = p.grad.clone()
-        ours.step()
-        reference.step()
-    for p, q in zip(ours_params, torch_params):
+    for p, q in adam_against_torch([(300, 40), (300,)], "adam-test-large", sparse_grads=True):  # zeros, as pruning makes
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

@@ -6,7 +6,7 @@
         --iterations 2000 --store data/runs
     ticketlib run --config configs/grid.yaml --executor dask --scheduler tcp://10.0.0.5:8786
     ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
-    ticketlib results --store data/runs --out results.csv
+    ticketlib results --store data/runs --out results.csv --out results.parquet
 """
 import argparse
 import sys
@@ -137,7 +137,7 @@ def build_parser() -> Parser:
     paper.add_argument("--figures", default="figures", help="folder with the figures")
     results = commands.add_parser("results", help="export all runs as one tidy table")
     results.add_argument("--store", default="data/runs", help="run store folder")
-    results.add_argument("--out", help="FILE.parquet or FILE.csv; without it, print a summary")
+    results.add_argument("--out", action="append", help="FILE.parquet or FILE.csv (may repeat); a summary is printed too")
     return parser
 
 
@@ -174,12 +174,11 @@ def command_results(args) -> None:
     table = load_results(args.store)
     if table.empty:
         raise TicketError(f"no finished rounds in {args.store}; run `ticketlib run --store {args.store} ...` first")
-    if args.out:
-        export(table, args.out)
-        print(f"{len(table)} rows from {table.run_id.nunique()} runs → {args.out}")
-    else:
-        with pd.option_context("display.width", 200, "display.max_rows", 500):
-            print(early_stop_summary(table).round(4).to_string(index=False))
+    for out in args.out or []:
+        export(table, out)
+        print(f"{len(table)} rows from {table.run_id.nunique()} runs → {out}")
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(early_stop_summary(table).round(4).to_string(index=False))
 
 
 def main(argv: list[str] | None = None) -> int:

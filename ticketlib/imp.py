@@ -29,17 +29,16 @@ def training_setup(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in PER_TICKET + ("rounds",)}
 
 
-def round_mask(run: Run, ticket_mask: dict | None, r: int, kinds: dict, params: dict) -> dict:
-    config = run.config
+def round_mask(member: "Member", ticket_mask: dict | None, r: int, kinds: dict, params: dict) -> dict:
+    config = member.run.config
     if r == 0:
         return full_mask({n: params[n] for n in kinds})
     if config["condition"] == "ticket":
-        return magnitude_prune(run.tensors(r - 1, "weights"), run.tensors(r - 1, "mask"), kinds,
+        return magnitude_prune(member.previous(r, "weights"), member.previous(r, "mask"), kinds,
                                config["prune_rates"], config["prune_scope"])
     if config["condition"] == "reinit":
         return ticket_mask
-    return random_prune(run.tensors(r - 1, "mask"), kept(ticket_mask),
-                        generator(config["seed"], "random-mask", r))
+    return random_prune(member.previous(r, "mask"), kept(ticket_mask), generator(config["seed"], "random-mask", r))
 
 
 def early_stop_flags(rows: list[dict], diverged: bool) -> list[bool]:
@@ -72,6 +71,13 @@ class Member:
     theta0: dict   # θ0, or θ0' for reinit
     rounds: int    # how many rounds it asks for (not in the stored config)
     done: bool = False
+    last: tuple | None = None  # (round, tensors) this process just saved: spares reading them back
+
+    def previous(self, r: int, name: str) -> dict:
+        """A tensor file of round r - 1, from memory if this process saved it, else from the store."""
+        if self.last is not None and self.last[0] == r - 1:
+            return self.last[1][name]
+        return self.run.tensors(r - 1, name)
 
 
 def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
@@ -113,7 +119,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
                     m.done = True  # the ticket diverged before round r: no mask to copy or to match
                     continue
                 ticket_mask = m.ticket.tensors(r, "mask")
-            mask = round_mask(m.run, ticket_mask, r, kinds, params)
+            mask = round_mask(m, ticket_mask, r, kinds, params)
             if m.ticket is m.run:
                 masks[m.run.path] = mask
             condition = m.run.config["condition"]
@@ -134,7 +140,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
                     tensors["rewind"] = out.snapshot
                 m.run.save_round(r, dict(round=r, weights_remaining=percent_remaining(job.mask),
                                          diverged=out.diverged, rows=out.rows), tensors)
-                m.done = out.diverged
+                m.done, m.last = out.diverged, (r, tensors)
                 trained += 1
                 on_round()
         for m in copies:
