@@ -8,6 +8,7 @@ The validation split is carved from the training set with a fixed seed (the same
 run); normalisation statistics come from what remains of the training set.
 """
 import hashlib
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def mnist1d_arrays(num_samples: int, root: Path):
             np.random.set_state(state[0])
             random.setstate(state[1])
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # notebooks may generate it side by side
         np.savez(tmp, x_train=d["x"].astype(np.float32), y_train=d["y"],
                  x_test=d["x_test"].astype(np.float32), y_test=d["y_test"])
         tmp.replace(path)

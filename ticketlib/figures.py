@@ -1,4 +1,5 @@
 """One plotting style and one way to save figures (PNG for HTML, PDF for print)."""
+import fcntl
 import json
 import math
 from pathlib import Path
@@ -92,8 +93,10 @@ def save_values(values: dict, folder: str | Path = TABLES) -> Path:
     """Merge numbers the paper quotes into `folder`/values.json (each notebook adds its own)."""
     path = Path(folder) / "values.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **values}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
-    tmp.replace(path)
+    with open(path.with_suffix(".lock"), "w") as lock:  # notebooks may run side by side (make study)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **values}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+        tmp.replace(path)
     return path
