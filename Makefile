@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study notebooks results paper lab constraints clean-venv FORCE
+.PHONY: setup test study results paper lab constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -17,26 +17,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest
 
-# One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb.
-# Two run side by side (each trains on every core), so one fills the CPU while the other starts
-# up or plots; a run that reuses another's rounds waits for it (same store, same tickets).
-NB := build/notebooks
-STUDY_RUNS := $(patsubst notebooks/params/%.yaml,$(NB)/%.ipynb,$(wildcard notebooks/params/*.yaml))
+# One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb
+STUDY_RUNS := $(sort $(wildcard notebooks/params/*.yaml))
 study: setup
-	$(MAKE) -j2 notebooks
+	mkdir -p build/notebooks
+	for params in $(STUDY_RUNS); do \
+	  run=$$(basename $$params .yaml); \
+	  $(BIN)/papermill notebooks/$${run%%.*}.ipynb build/notebooks/$$run.ipynb --cwd notebooks -f $$params \
+	    || exit 1; \
+	done
 	$(MAKE) results paper
-
-notebooks: $(STUDY_RUNS)
-
-$(NB)/%.ipynb: notebooks/params/%.yaml FORCE
-	mkdir -p $(NB)
-	run=$*; $(BIN)/papermill notebooks/$${run%%.*}.ipynb $@ --cwd notebooks -f $< --no-progress-bar
-
-$(NB)/03_imp.frankle2019.ipynb: $(NB)/02_dense.frankle2019.ipynb           # its round 0
-$(NB)/04_controls.study.ipynb $(NB)/05_scale.frankle2019.ipynb: $(NB)/03_imp.frankle2019.ipynb  # its tickets
-$(NB)/06_summary.frankle2019.ipynb: $(NB)/04_controls.study.ipynb $(NB)/05_scale.frankle2019.ipynb
-
-FORCE:
 
 results: setup
 	$(BIN)/ticketlib results --store $(STORE) --out data/results.parquet --out data/results.csv
