@@ -153,6 +153,8 @@ def command_run(args) -> None:
     missing = [f"--{flag}" for flag in ("dataset", "model", "inits", "seeds") if getattr(args, flag) is None]
     if missing:
         raise TicketError(f"ticketlib run needs {', '.join(missing)} (as flags or in --config)")
+    if args.scheduler and args.executor != "dask":
+        raise TicketError("--scheduler needs --executor dask")
     hyper = {flag: getattr(args, flag) for flag in GRID_FLAGS
              if flag not in ("dataset", "model", "inits", "seeds", "scales", "conditions", "protocol")}
     configs = expand_grid(args.dataset, args.model, resolve(args.inits), args.seeds,
@@ -160,8 +162,6 @@ def command_run(args) -> None:
                           args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
     store = Store(args.store or "data/runs")
     start = time.perf_counter()
-    if args.scheduler and args.executor != "dask":
-        raise TicketError("--scheduler needs --executor dask")
     counts = run_grid(configs, store, args.device or "auto", args.data_root or "data", args.workers,
                       progress=not args.no_progress, executor=args.executor or "local", scheduler=args.scheduler)
     print(f"{counts['runs']} runs: {counts['trained']} rounds trained, {counts['diverged']} runs diverged, "

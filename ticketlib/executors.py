@@ -58,9 +58,8 @@ def run_tasks(task, arguments: list, executor="local", workers=1, scheduler=None
     process, task(argument, on_round=poll) calls it after each round).
 
     The first task that fails stops the grid: tasks not yet started are cancelled, and its error
-    is raised here once the running ones end.
+    is raised here once the running ones end. Arguments are checked by the caller (check_executor).
     """
-    check_executor(executor, workers)
     if executor == "local" and (workers == 1 or len(arguments) <= 1):
         return [task(argument, on_round=poll) for argument in arguments]
     if executor == "local":

@@ -93,7 +93,7 @@ def save_values(values: dict, folder: str | Path = TABLES) -> Path:
     """Merge numbers the paper quotes into `folder`/values.json (each notebook adds its own)."""
     path = Path(folder) / "values.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:  # notebooks may run side by side (make study)
+    with open(path.with_suffix(".lock"), "w") as lock:  # notebooks run side by side must not drop each other's keys
         fcntl.flock(lock, fcntl.LOCK_EX)
         merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **values}
         tmp = path.with_suffix(".tmp")
