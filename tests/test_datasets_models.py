@@ -1,14 +1,8 @@
-import hashlib
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-import ticketlib.datasets as datasets_module
-from ticketlib.datasets import DOWNLOAD_MD5, load_dataset
+from ticketlib.datasets import load_dataset
 from ticketlib.errors import TicketError
 from ticketlib.models import build_model, prunable_tensors
 
@@ -88,73 +82,6 @@ def test_missing_or_unreadable_npz(tmp_path):
 def test_unknown_dataset_lists_valid_ones():
     with pytest.raises(TicketError, match="valid: cifar10, fashion_mnist, mnist, mnist1d, npz:PATH"):
         load_dataset("imagenet")
-
-
-class BrokenTorchvision:
-    """Imports of torchvision fail the way PyPI's CUDA wheels do with a CPU torch."""
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "torchvision":
-            raise RuntimeError("operator torchvision::nms does not exist")
-
-
-def test_torchvision_failure_names_the_fix(monkeypatch, tmp_path):
-    for name in [m for m in sys.modules if m.startswith("torchvision")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(sys, "meta_path", [BrokenTorchvision(), *sys.meta_path])
-    with pytest.raises(TicketError, match="needs torchvision.*torchvision::nms.*torch 2.13.0"):
-        load_dataset("mnist", root=tmp_path)
-
-
-@pytest.fixture
-def fake_torchvision(monkeypatch):
-    """A stand-in for torchvision.datasets with the attributes our loader reads; its "downloads"
-    are small files whose checksums stand in for the published ones."""
-    calls = []
-    monkeypatch.setattr(datasets_module, "DOWNLOAD_MD5", {
-        name: {relative: hashlib.md5(relative.encode()).hexdigest() for relative in files}
-        for name, files in DOWNLOAD_MD5.items()})
-
-    def dataset_class(name, shape, as_numpy):
-        class FakeDataset:
-            def __init__(self, root, train, download):
-                calls.append((root, train, download))
-                for relative in DOWNLOAD_MD5[name]:
-                    path = Path(root) / relative
-                    if not path.exists():
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        path.write_bytes(relative.encode())
-                n = 60 if train else 20
-                rng = np.random.default_rng(int(train))
-                data = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
-                self.data = data if as_numpy else torch.from_numpy(data)
-                self.targets = list(rng.integers(0, 10, n)) if as_numpy else torch.from_numpy(rng.integers(0, 10, n))
-        return FakeDataset
-
-    datasets = types.SimpleNamespace(MNIST=dataset_class("mnist", (28, 28), False),
-                                     FashionMNIST=dataset_class("fashion_mnist", (28, 28), False),
-                                     CIFAR10=dataset_class("cifar10", (32, 32, 3), True))
-    package = types.ModuleType("torchvision")
-    package.datasets = datasets
-    monkeypatch.setitem(sys.modules, "torchvision", package)
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
-    return calls
-
-
-@pytest.mark.parametrize("name,shape", [("mnist", (1, 28, 28)), ("fashion_mnist", (1, 28, 28)),
-                                        ("cifar10", (3, 32, 32))])
-def test_torchvision_sets_load_through_the_array_path(fake_torchvision, tmp_path, name, shape):
-    d = load_dataset(name, val_size=10, root=tmp_path)
-    assert d.input_shape == shape and (len(d.y_train), len(d.y_val), len(d.y_test)) == (50, 10, 20)
-    assert fake_torchvision == [(str(tmp_path / "datasets"), True, True), (str(tmp_path / "datasets"), False, True)]
-
-
-def test_downloads_must_match_their_published_checksums(fake_torchvision, tmp_path):
-    archive = tmp_path / "datasets" / "cifar-10-python.tar.gz"
-    archive.parent.mkdir()
-    archive.write_bytes(b"not the published archive")  # a damaged download the fake leaves alone
-    with pytest.raises(TicketError, match="cifar-10-python.tar.gz does not match its published MD5"):
-        load_dataset("cifar10", val_size=10, root=tmp_path)
-    assert DOWNLOAD_MD5["cifar10"] == {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"}
 
 
 @pytest.mark.parametrize("name,kinds", [

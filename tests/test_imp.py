@@ -15,13 +15,14 @@ from ticketlib.train import Job, train
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record every stack's trainings: one list per stack of (state, mask, start) per ticket."""
+    """Record every stack's trainings: one list per stack of (state, mask, optimizer, start, order_offset) per ticket."""
     stacks = []
 
-    def recording_train(model, jobs, data, config, start, stop, device="cpu"):
+    def recording_train(model, jobs, data, config, start, stop, device="cpu", order_offset=0):
         stacks.append([dict(state={k: v.clone() for k, v in job.state.items()},
-                            mask={k: v.clone() for k, v in job.mask.items()}, start=start) for job in jobs])
-        return train(model, jobs, data, config, start, stop, device)
+                            mask={k: v.clone() for k, v in job.mask.items()}, optimizer=job.optimizer,
+                            start=start, order_offset=order_offset) for job in jobs])
+        return train(model, jobs, data, config, start, stop, device, order_offset)
 
     monkeypatch.setattr(imp, "train", recording_train)
     return stacks
@@ -135,21 +136,3 @@ def test_diverging_run_is_recorded_and_grid_goes_on(small_config, small_data, st
     assert store.run(healthy).rounds() == [0, 1, 2]
     metrics = json.loads((store.run(blowup).round_path(0) / "metrics.json").read_text())
     assert metrics["rows"][-1]["train_loss"] is None  # NaN stored as null
-
-
-def test_seed2020_protocol(small_data, data_root, store):
-    """5 epochs a round in the real protocol (1 here), 20% of every tensor incl. biases, test accuracy
-    read once right before each pruning, no validation split."""
-    from ticketlib.datasets import load_dataset
-    from ticketlib.protocols import make_run
-    config = make_run("mnist1d", "lenet_300_100", "uniform", 42, "seed2020", num_samples=1000,
-                      hidden=[32, 16], epochs=1, rounds=2)
-    assert (config["val_size"], config["activation"], config["prune_biases"]) == (0, "leaky_relu", True)
-    data = load_dataset("mnist1d", 1000, 0, root=data_root)
-    imp.run_cohort([config], store, data)
-    run = store.run(config)
-    for r in (0, 1):
-        (row,) = run.metrics(r)["rows"]
-        assert row["iteration"] == 800 // 60 and row["val_loss"] is None and row["is_early_stop"]
-    mask = run.tensors(1, "mask")
-    assert "out.bias" in mask and kept(mask)["out.bias"] == 8 and kept(mask)["hidden.0.weight"] == 1024

@@ -21,10 +21,12 @@ def sqrt(values: torch.Tensor, out: torch.Tensor) -> None:
 
 
 class Adam:
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params, self.lr, self.betas, self.eps, self.steps = list(params), lr, betas, eps, 0
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, state=None):
+        """`state`: (steps, exp_avg list, exp_avg_sq list) to go on from, e.g. where the last round ended."""
+        self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
+        if state is None:
+            state = 0, [torch.zeros_like(p) for p in self.params], [torch.zeros_like(p) for p in self.params]
+        self.steps, self.exp_avg, self.exp_avg_sq = state
         self.denom = [torch.empty_like(p) for p in self.params]
 
     def zero_grad(self) -> None:

@@ -67,13 +67,15 @@ GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid
     "seeds": (integers, "seeds, e.g. 0,1,2 or 0-4"),
     "scales": (numbers, "multipliers of the init's weights, e.g. 0.5,1,2 (default 1)"),
     "conditions": (names, "ticket, reinit, random (default ticket)"),
-    "protocol": (str, f"one of {', '.join(PROTOCOLS)} (default frankle2019)"),
+    "protocol": (str, f"a preset of the hyperparameters below: {', '.join(PROTOCOLS)} (default frankle2019)"),
     "rounds": (int, "pruning rounds, round 0 being dense"),
     "iterations": (int, "training iterations per round"),
     "epochs": (int, "training epochs per round (instead of iterations)"),
     "lr": (float, "Adam learning rate"),
     "batch_size": (int, "minibatch size"),
-    "eval_every": (int, "iterations between validation/test evaluations"),
+    "eval_every": (int, "iterations between evaluations, counted from a round's start (F&C: 100)"),
+    "eval_every_epochs": (int, "epochs between evaluations, at epoch ends, instead of --eval-every (the 2020 code: 1)"),
+    "eval_splits": (names, "splits evaluated at each point: val, test, train (accuracy on the whole training split → train_acc)"),
     "rewind_iteration": (int, "rewind to this iteration instead of the init (late rewinding)"),
     "prune_scope": (str, "layerwise or global"),
     "prune_rates": (rates, "per layer kind, e.g. fc=0.2,conv=0.1,output=0.1 (global=0.2 for global)"),
@@ -82,6 +84,11 @@ GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid
     "hidden": (integers, "hidden fully connected widths, e.g. 300,100"),
     "activation": (str, "relu or leaky_relu (slope 0.05)"),
     "bias_init": (str, "default (PyTorch's U(±1/√fan_in)) or zeros"),
+    "rewind_target": (str, "init (the scheme's θ0, F&C) or pytorch_default (a PyTorch-default draw made apart from the scheme: the 2020 code's bug)"),
+    "optimizer_state": (str, "reset (a fresh Adam every round) or keep (one Adam for the whole run, as the 2020 code)"),
+    "input_norm": (str, "standardize (the training split's mean/std) or none (pixels in [0, 1], as the 2020 code)"),
+    "prune_rounding": (str, "half_up or floor (the 2020 code's int()) for the count pruned per tensor"),
+    "data_order": (str, "per_round (each round replays epochs 0..n) or continuous (new shuffles over the whole run, as the 2020 code)"),
 }
 RUN_FLAGS = {
     "store": (str, "run store folder (default data/runs)"),
@@ -130,7 +137,7 @@ def build_parser() -> Parser:
     for flag, (kind, text) in {**GRID_FLAGS, **RUN_FLAGS}.items():
         run.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, help=text)
     run.add_argument("--prune-biases", action=argparse.BooleanOptionalAction, default=None,
-                     help="prune bias vectors too (seed2020 does)")
+                     help="prune bias vectors too (the seed2020 protocols do)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     paper = commands.add_parser("paper", help="build paper/paper.html and paper/paper.pdf from paper.md")
     paper.add_argument("--paper-dir", default="paper", help="folder with paper.md, references.bib, generated/")

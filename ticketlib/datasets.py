@@ -1,11 +1,13 @@
 """Datasets as tensors held in memory, split into train / validation / test.
 
 Names: `mnist1d` (generated offline by the `mnist1d` package), `mnist`, `fashion_mnist`,
-`cifar10` (downloaded by torchvision into `<root>/datasets`), and `npz:PATH` for your own
-arrays `x_train, y_train, x_test, y_test` (images uint8 N×H×W(×C), or float N×D).
+`cifar10` (read by our own readers from verified files, fetched as sources.py says), and
+`npz:PATH` for your own arrays `x_train, y_train, x_test, y_test` (images uint8 N×H×W(×C), or
+float N×D).
 
 The validation split is carved from the training set with a fixed seed (the same for every
-run); normalisation statistics come from what remains of the training set.
+run). Inputs are standardized with statistics of what remains of the training set, or left as
+they are (`input_norm="none"`: images as pixels in [0, 1], as the 2020 study had them).
 """
 import hashlib
 import os
@@ -18,20 +20,10 @@ import torch
 
 from .errors import TicketError, unknown
 from .seeds import generator
+from .sources import REAL, real_arrays
 
-TORCHVISION_SETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
-DOWNLOAD_MD5 = {  # the published archives torchvision downloads, under <root>/datasets
-    "mnist": {"MNIST/raw/train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-              "MNIST/raw/train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-              "MNIST/raw/t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-              "MNIST/raw/t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
-    "fashion_mnist": {"FashionMNIST/raw/train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                      "FashionMNIST/raw/train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-                      "FashionMNIST/raw/t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-                      "FashionMNIST/raw/t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
-    "cifar10": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
-}
-DATASETS = ("mnist1d", *TORCHVISION_SETS, "npz:PATH")
+DATASETS = ("mnist1d", *REAL, "npz:PATH")
+INPUT_NORMS = ("standardize", "none")  # per-channel mean/std of the training split; or pixels in [0, 1] as they are
 MNIST1D_DEFAULT_SAMPLES = 5000  # the package's default; 80% train, 20% test
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -64,7 +56,7 @@ def check_dataset(name: str) -> None:
 
 def default_val_size(name: str, num_samples: int | None) -> int:
     """F&C hold out 5K; the smaller sets hold out a tenth of their training set."""
-    if name in TORCHVISION_SETS:
+    if name in REAL:
         return 5000
     if name == "mnist1d":
         return int(0.8 * num_samples) // 10
@@ -81,24 +73,30 @@ def fingerprint(name: str) -> str | None:
 _CACHE: dict = {}
 
 
+def check_input_norm(name: str) -> None:
+    if name not in INPUT_NORMS:
+        raise unknown("input_norm", name, INPUT_NORMS)
+
+
 def load_dataset(name: str, num_samples: int | None = None, val_size: int | None = None,
-                 root: str | Path = "data") -> Data:
+                 input_norm: str = "standardize", root: str | Path = "data") -> Data:
     """Load (and cache in this process) one dataset, split and normalised, on the CPU."""
     check_dataset(name)
+    check_input_norm(input_norm)
     num_samples = num_samples or (MNIST1D_DEFAULT_SAMPLES if name == "mnist1d" else None)
     if val_size is None:
         val_size = default_val_size(name, num_samples)
-    key = (name, num_samples, val_size, str(root), fingerprint(name))
+    key = (name, num_samples, val_size, input_norm, str(root), fingerprint(name))
     if key not in _CACHE:
-        _CACHE[key] = split_and_normalise(*raw_arrays(name, num_samples, Path(root)), val_size)
+        _CACHE[key] = split_and_normalise(*raw_arrays(name, num_samples, Path(root)), val_size, input_norm)
     return _CACHE[key]
 
 
 def raw_arrays(name, num_samples, root):
     if name == "mnist1d":
         return mnist1d_arrays(num_samples, root)
-    if name in TORCHVISION_SETS:
-        return torchvision_arrays(name, root)
+    if name in REAL:
+        return real_arrays(name, root)
     return npz_arrays(name[4:])
 
 
@@ -121,32 +119,6 @@ def mnist1d_arrays(num_samples: int, root: Path):
                  x_test=d["x_test"].astype(np.float32), y_test=d["y_test"])
         tmp.replace(path)
     return npz_arrays(str(path))
-
-
-def torchvision_arrays(name: str, root: Path):
-    try:
-        import torchvision.datasets
-    except Exception as error:  # CUDA-only wheels fail at import with a RuntimeError
-        raise TicketError(
-            f"dataset {name!r} needs torchvision, which could not be imported ({error}). "
-            "Install the torchvision build that matches torch 2.13.0 (pip install torchvision "
-            "from the PyTorch index for your platform), or use mnist1d or npz:PATH.") from None
-    cls = getattr(torchvision.datasets, TORCHVISION_SETS[name])
-    folder = root / "datasets"
-    train, test = (cls(str(folder), train=flag, download=True) for flag in (True, False))
-    check_downloads(name, folder)
-    return tuple(np.asarray(a) for a in (train.data, train.targets, test.data, test.targets))
-
-
-def check_downloads(name: str, folder: Path) -> None:
-    """The downloaded archives must be the published ones (torchvision checks only fresh downloads)."""
-    for relative, expected in DOWNLOAD_MD5[name].items():
-        path = folder / relative
-        if not path.is_file():
-            raise TicketError(f"{path} is missing: delete {folder / relative.split('/')[0]} and rerun to download {name} again")
-        if hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() != expected:
-            raise TicketError(f"{path} does not match its published MD5 {expected} (damaged or altered): "
-                              "delete it and rerun to download it again")
 
 
 def npz_arrays(path: str):
@@ -180,7 +152,7 @@ def as_float_inputs(x: np.ndarray) -> torch.Tensor:
     raise TicketError(f"inputs must be uint8 images N×H×W(×C) or float N×D; got {x.dtype} {x.shape}")
 
 
-def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int) -> Data:
+def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int, input_norm: str = "standardize") -> Data:
     x_train, x_test = as_float_inputs(x_train), as_float_inputs(x_test)
     y_train, y_test = (torch.as_tensor(np.asarray(y), dtype=torch.long) for y in (y_train, y_test))
     if not 0 <= val_size < len(y_train):
@@ -188,11 +160,13 @@ def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int) -> Data
     order = torch.randperm(len(y_train), generator=generator("validation-split"))
     val, train = order[:val_size], order[val_size:]
     x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[train], y_train[train]
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if input_norm == "none":
+        return Data(x_train, y_train, x_val, y_val, x_test, y_test, num_classes)
     dims = (0, 2, 3) if x_train.ndim == 4 else (0, 1)  # per channel for images, one scalar otherwise
     # numpy in float64: torch's reductions change their summation order with the thread count
     values = x_train.numpy().astype(np.float64)
     mean = torch.from_numpy(values.mean(dims, keepdims=True)).float()
     std = torch.from_numpy(values.std(dims, ddof=1, keepdims=True)).float().clamp_min(1e-8)
     norm = lambda x: (x - mean) / std  # noqa: E731
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
     return Data(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, num_classes)

@@ -44,7 +44,7 @@ def resolve_device(device: str) -> str:
 
 
 def data_key(config: dict) -> tuple:
-    return config["dataset"], config["num_samples"], config["val_size"]
+    return config["dataset"], config["num_samples"], config["val_size"], config["input_norm"]
 
 
 def units(configs: list[dict]) -> list[list[dict]]:

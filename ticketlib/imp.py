@@ -1,11 +1,15 @@
 """Iterative magnitude pruning: rounds of train → prune → rewind, and its two controls.
 
-Round 0 trains the dense network. Round r > 0 trains, from the rewind point, the network masked
-by pruning round r-1's trained weights. Conditions:
-  ticket  IMP's mask, rewound to the original init θ0 (or to iteration k: late rewinding)
-  reinit  the ticket's mask of that round, with a fresh draw θ0' of the same scheme (other seed)
-  random  a random mask with the ticket's per-tensor counts (nested across rounds), at θ0/θk
-A control needs its ticket's mask of the same round, so controls run beside their ticket.
+Round 0 trains the dense network from θ0. Round r > 0 trains, from the rewind point, the network
+masked by pruning round r-1's trained weights. The rewind point is θ0 (`rewind_target: init`),
+iteration k of round 0 (late rewinding), or a PyTorch-default draw made apart from the scheme
+(`pytorch_default`: what the 2020 code restored at every reset). Conditions:
+  ticket  IMP's mask, rewound as above
+  reinit  the ticket's mask of that round, with a fresh draw θ0' (other seed) in place of θ0
+  random  a random mask with the ticket's per-tensor counts (nested across rounds), rewound as the ticket
+A control needs its ticket's mask of the same round, so controls run beside their ticket. With
+`optimizer_state: keep`, a round's Adam goes on from the previous round's (its moments masked);
+with `data_order: continuous`, round r's minibatches go on where round r-1's stopped.
 
 Each run is a sequence of rounds that depend only on the previous round's files, so a cohort of
 runs that share a training setup goes round by round, training each round's tickets together.
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 
 from .datasets import Data
 from .errors import TicketError
-from .inits import initialize
+from .inits import initialize, pytorch_default_draw
 from .models import build_model, prunable_tensors
 from .pruning import full_mask, kept, magnitude_prune, percent_remaining, random_prune
 from .seeds import generator
@@ -35,7 +39,7 @@ def round_mask(member: "Member", ticket_mask: dict | None, r: int, kinds: dict, 
         return full_mask({n: params[n] for n in kinds})
     if config["condition"] == "ticket":
         return magnitude_prune(member.previous(r, "weights"), member.previous(r, "mask"), kinds,
-                               config["prune_rates"], config["prune_scope"])
+                               config["prune_rates"], config["prune_scope"], config["prune_rounding"])
     if config["condition"] == "reinit":
         return ticket_mask
     return random_prune(member.previous(r, "mask"), kept(ticket_mask), generator(config["seed"], "random-mask", r))
@@ -68,7 +72,8 @@ class Member:
     """A run of the cohort and what its rounds start from."""
     run: Run
     ticket: Run    # the run itself for a ticket
-    theta0: dict   # θ0, or θ0' for reinit
+    theta0: dict   # round 0's start: θ0, or θ0' for reinit
+    rewind: dict   # later rounds' start (without late rewinding): θ0 or θ0', or a PyTorch-default draw
     rounds: int    # how many rounds it asks for (not in the stored config)
     done: bool = False
     last: tuple | None = None  # (round, tensors) this process just saved: spares reading them back
@@ -97,10 +102,13 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
     for config in configs:
         draw = "reinit" if config["condition"] == "reinit" else "init"
         theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], draw)
+        rewind_state = theta0 if setup["rewind_target"] == "init" else pytorch_default_draw(model, config["seed"], draw)
         run = store.run(config)
         ticket = run if config["condition"] == "ticket" else store.run({**config, "condition": "ticket"})
-        members.append(Member(run, ticket, theta0, config["rounds"]))
+        members.append(Member(run, ticket, theta0, rewind_state, config["rounds"]))
 
+    keep_optimizer = setup["optimizer_state"] == "keep"
+    round_files = ("mask", "weights", "optimizer") if keep_optimizer else ("mask", "weights")
     trained = 0
     for r in range(max(c["rounds"] for c in configs)):
         masks, pending, copies = {}, [], []  # masks: this round's, for the controls that copy or match them
@@ -123,21 +131,27 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
             if m.ticket is m.run:
                 masks[m.run.path] = mask
             condition = m.run.config["condition"]
-            if r > 0 and rewind and condition != "reinit":
+            if r == 0:
+                state, start = m.theta0, 0
+            elif rewind and condition != "reinit":
                 state, start = m.ticket.tensors(0, "rewind"), rewind
             else:
-                state, start = m.theta0, 0
+                state, start = m.rewind, 0
             snapshot_at = rewind if (r == 0 and rewind and condition == "ticket") else None
-            pending.append((m, Job(state, mask, m.run.config["seed"], snapshot_at), start))
+            optimizer = m.previous(r, "optimizer") if keep_optimizer and r > 0 else None
+            pending.append((m, Job(state, mask, m.run.config["seed"], snapshot_at, optimizer), start))
+        offset = r * total if setup["data_order"] == "continuous" else 0
         for stack in stacks(pending, model):
             start = stack[0][2]
-            outcomes = train(model, [job for _, job, _ in stack], data, setup, start, total, device)
+            outcomes = train(model, [job for _, job, _ in stack], data, setup, start, total, device, offset)
             for (m, job, _), out in zip(stack, outcomes):
                 for row, flag in zip(out.rows, early_stop_flags(out.rows, out.diverged)):
                     row["is_early_stop"] = flag
                 tensors = {"mask": job.mask, "weights": out.weights}
                 if out.snapshot is not None:
                     tensors["rewind"] = out.snapshot
+                if out.optimizer is not None:
+                    tensors["optimizer"] = out.optimizer
                 m.run.save_round(r, dict(round=r, weights_remaining=percent_remaining(job.mask),
                                          diverged=out.diverged, rows=out.rows), tensors)
                 m.done, m.last = out.diverged, (r, tensors)
@@ -145,7 +159,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
                 on_round()
         for m in copies:
             metrics = m.ticket.metrics(0)
-            m.run.save_round(0, metrics, {name: m.ticket.tensors(0, name) for name in ("mask", "weights")})
+            m.run.save_round(0, metrics, {name: m.ticket.tensors(0, name) for name in round_files})
             m.done = metrics["diverged"]
             trained += 1
             on_round()

@@ -164,10 +164,12 @@ def check_bias_init(name: str) -> None:
         raise unknown("bias_init", name, BIAS_INITS)
 
 
-def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_parts) -> dict:
+def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_parts,
+               weight_stream: str = "weight") -> dict:
     """Draw every Linear/Conv2d weight (and bias) of `model` in place; return a copy of the state.
 
-    `seed_parts` name the draw, e.g. (seed, "init") or (seed, "reinit").
+    `seed_parts` name the draw, e.g. (seed, "init") or (seed, "reinit"); `weight_stream` names
+    the weights' generators within it (biases always use "bias").
     """
     check_init(init)
     check_bias_init(bias_init)
@@ -177,7 +179,7 @@ def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_
             if not isinstance(layer, (nn.Linear, nn.Conv2d)):
                 continue
             weight = torch.empty(layer.weight.shape)  # drawn on CPU: same values on every device
-            scheme(weight, generator(*seed_parts, name, "weight"))
+            scheme(weight, generator(*seed_parts, name, weight_stream))
             layer.weight.copy_(weight * scale)
             if layer.bias is not None:
                 bias = torch.zeros(layer.bias.shape)
@@ -185,6 +187,17 @@ def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_
                     _uniform(bias, generator(*seed_parts, name, "bias"), 1.0 / math.sqrt(fans(weight)[0]))
                 layer.bias.copy_(bias)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def pytorch_default_draw(model: nn.Module, *seed_parts) -> dict:
+    """The state PyTorch's constructor gives `model`, drawn apart from any scheme: what the 2020 code
+    saved before applying the scheme, and restored at every reset (`rewind_target: pytorch_default`).
+
+    Its weights come from generators of their own, so they are independent of the scheme's (as in
+    the 2020 code, where the constructor drew first and the scheme drew next); its biases are the
+    draw that bias_init "default" gives θ0 (the 2020 code left the constructor's biases in place).
+    """
+    return initialize(model, "pytorch_default", 1.0, "default", *seed_parts, weight_stream="pytorch-default-weight")
 
 
 def weight_samples(model: nn.Module, inits, scale: float = 1.0, seed: int = 0):

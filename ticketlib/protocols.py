@@ -1,40 +1,55 @@
-"""The two named IMP protocols and the run config they resolve to.
+"""The named IMP protocols (presets of hyperparameters) and the run config they resolve to.
 
-A run config is a flat dict of literals: everything that determines a run's numbers. Its hash
-(see store.run_id) names the run's folder. `rounds` says how far to go, not what a round is, so
-it is left out of the hash: asking for more rounds later extends the same run.
+Every behaviour is a hyperparameter with a flag and a YAML key (cli.py gives their help); a
+protocol only picks values. A run config is a flat dict of literals: everything that determines
+a run's numbers. Its hash (see store.run_id) names the run's folder. `rounds` says how far to go,
+not what a round is, so it is left out of the hash: asking for more rounds later extends the
+same run.
 """
-from .datasets import MNIST1D_DEFAULT_SAMPLES, check_dataset, default_val_size, fingerprint
+from .datasets import INPUT_NORMS, MNIST1D_DEFAULT_SAMPLES, check_dataset, default_val_size, fingerprint
 from .errors import TicketError, unknown
 from .inits import check_bias_init, check_init
 from .models import DEFAULT_HIDDEN, check_model
-from .pruning import check_rates
+from .pruning import ROUNDINGS, check_rates
 from .train import ENGINE
 
 CONDITIONS = ("ticket", "reinit", "random")  # IMP ticket; same mask, fresh init; random mask, same init
 UNHASHED = ("rounds",)
+# The behaviours on which the 2020 code, its report and Frankle & Carbin differ, and their choices
+CHOICES = {
+    "rewind_target": ("init", "pytorch_default"),  # the scheme's θ0, or a PyTorch-default draw made before it
+    "optimizer_state": ("reset", "keep"),          # a fresh Adam every round, or one Adam for the whole run
+    "input_norm": INPUT_NORMS,                     # training-split mean/std, or pixels in [0, 1]
+    "prune_rounding": ROUNDINGS,                   # prune counts rounded half up, or down (int())
+    "data_order": ("per_round", "continuous"),     # every round replays epochs 0..n, or new epochs all run long
+}
+EVAL_SPLITS = ("train", "val", "test")  # train: accuracy on the whole training split (train_acc)
 
+FRANKLE2019 = dict(  # Frankle & Carbin 2019: full budget each round, early stop = min validation loss
+    lr=1.2e-3, batch_size=60,
+    iterations=50_000, epochs=None,   # per round
+    eval_every=100,                   # iterations between evaluations (also one at the round's start)
+    eval_every_epochs=None,           # or: epochs between evaluations (at epoch ends)
+    eval_splits=["val", "test"],      # evaluated at each point
+    prune_scope="layerwise", prune_rates={"fc": 0.2, "conv": 0.1, "output": 0.1},
+    prune_biases=False, prune_rounding="half_up", rewind_iteration=0, rounds=20,
+    rewind_target="init", optimizer_state="reset", data_order="per_round",
+    val_size=None,                    # None: 5K for MNIST/CIFAR, a tenth of train otherwise
+    input_norm="standardize", activation="relu", bias_init="default", scale=1.0,
+)
+SEED2020_AS_RUN = dict(  # the 2020 code as it ran (PROTOCOLS.md): 100 epochs, pruned every 5
+    FRANKLE2019,
+    iterations=None, epochs=5,        # a round is the 5 epochs between prunings
+    eval_every=None, eval_every_epochs=1, eval_splits=["train", "test"],  # both at every epoch's end
+    prune_rates={"fc": 0.2, "conv": 0.2, "output": 0.2}, prune_biases=True, prune_rounding="floor",
+    rewind_target="pytorch_default",  # the bug: every reset restored PyTorch's default draw
+    optimizer_state="keep", data_order="continuous",
+    val_size=0, input_norm="none", activation="leaky_relu",
+)
 PROTOCOLS = {
-    # Frankle & Carbin 2019: full budget each round, early stop = min validation loss.
-    "frankle2019": dict(
-        lr=1.2e-3, batch_size=60,
-        iterations=50_000, epochs=None,   # per round
-        eval_every=100,                   # iterations between validation/test evaluations
-        prune_scope="layerwise", prune_rates={"fc": 0.2, "conv": 0.1, "output": 0.1},
-        prune_biases=False, rewind_iteration=0, rounds=20,
-        val_size=None,                    # None: 5K for MNIST/CIFAR, a tenth of train otherwise
-        activation="relu", bias_init="default", scale=1.0,
-    ),
-    # The 2020 study: 5 epochs a round, 20% of every tensor, accuracy right before each pruning.
-    "seed2020": dict(
-        lr=1.2e-3, batch_size=60,
-        iterations=None, epochs=5,
-        eval_every=None,                  # evaluate only at the end of each round
-        prune_scope="layerwise", prune_rates={"fc": 0.2, "conv": 0.2, "output": 0.2},
-        prune_biases=True, rewind_iteration=0, rounds=20,
-        val_size=0,                       # no validation split; accuracy on the test set
-        activation="leaky_relu", bias_init="default", scale=1.0,
-    ),
+    "frankle2019": FRANKLE2019,
+    "seed2020_as_run": SEED2020_AS_RUN,
+    "seed2020": dict(SEED2020_AS_RUN, rewind_target="init"),  # the same with the bug fixed
 }
 MODEL_DEFAULTS = {  # F&C's per-network settings for CIFAR-10
     "frankle2019": {
@@ -42,7 +57,7 @@ MODEL_DEFAULTS = {  # F&C's per-network settings for CIFAR-10
         "conv4": dict(lr=3e-4, iterations=25_000),
         "conv6": dict(lr=3e-4, iterations=30_000, prune_rates={"fc": 0.2, "conv": 0.15, "output": 0.1}),
     },
-    "seed2020": {"conv6": dict(lr=3e-4)},
+    **{name: {"conv6": dict(lr=3e-4)} for name in ("seed2020_as_run", "seed2020")},  # the 2020 Conv-6's
 }
 
 
@@ -70,16 +85,17 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
     unknown_keys = set(overrides) - set(PROTOCOLS[protocol]) - {"hidden", "num_samples"}
     if unknown_keys:
         raise TicketError(f"unknown hyperparameter(s) {', '.join(sorted(unknown_keys))}")
-    if "iterations" in overrides and "epochs" in overrides:
-        raise TicketError("give a budget in iterations or in epochs, not both")
+    for pair in (("iterations", "epochs"), ("eval_every", "eval_every_epochs")):
+        if all(key in overrides for key in pair):
+            raise TicketError(f"give {pair[0]} or {pair[1]}, not both")
     hp = {**PROTOCOLS[protocol], **MODEL_DEFAULTS[protocol].get(model, {})}
     if overrides.get("prune_scope", hp["prune_scope"]) != hp["prune_scope"]:
         hp["prune_rates"] = {"global": 0.2}  # a different scope starts from its own default
     overrides["prune_rates"] = {**hp["prune_rates"], **overrides.get("prune_rates", {})}
-    if "iterations" in overrides:
-        hp["epochs"] = None
-    if "epochs" in overrides:
-        hp["iterations"] = None
+    for given, other in (("iterations", "epochs"), ("epochs", "iterations"),
+                         ("eval_every", "eval_every_epochs"), ("eval_every_epochs", "eval_every")):
+        if given in overrides:
+            hp[other] = None  # one replaces the other
     hp.update(overrides)
 
     check_dataset(dataset)
@@ -87,10 +103,19 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
     check_init(init)
     check_bias_init(hp["bias_init"])
     check_rates(hp["prune_scope"], hp["prune_rates"])
+    for key, choices in CHOICES.items():
+        if hp[key] not in choices:
+            raise unknown(key, hp[key], choices)
+    splits = hp["eval_splits"].split(",") if isinstance(hp["eval_splits"], str) else list(hp["eval_splits"])
+    bad = [split for split in splits if split not in EVAL_SPLITS]
+    if bad or not splits:
+        raise TicketError(f"eval_splits: {'unknown ' + ', '.join(map(str, bad)) if bad else 'none given'}; "
+                          f"valid: {', '.join(EVAL_SPLITS)}")
+    hp["eval_splits"] = [split for split in EVAL_SPLITS if split in splits]  # one order: equal sets hash alike
     hp["prune_rates"] = {k: float(v) for k, v in hp["prune_rates"].items()}
     for key in ("batch_size", "rounds"):
         _positive_int(key, hp[key])
-    for key in ("iterations", "epochs", "eval_every"):
+    for key in ("iterations", "epochs", "eval_every", "eval_every_epochs"):
         _positive_int(key, hp[key], allow_none=True)
     if not isinstance(seed, int) or seed < 0:
         raise TicketError(f"seed must be a non-negative integer; got {seed!r}")
@@ -100,6 +125,9 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
         raise TicketError(f"rewind_iteration must be a non-negative integer; got {hp['rewind_iteration']!r}")
     if hp["iterations"] and hp["rewind_iteration"] >= hp["iterations"]:
         raise TicketError("rewind_iteration must be smaller than the iterations per round")
+    if hp["rewind_iteration"] and hp["rewind_target"] != "init":
+        raise TicketError("late rewinding (rewind_iteration > 0) rewinds to the ticket's own weights: "
+                          "it needs rewind_target init")
     hidden = tuple(hp.pop("hidden", None) or DEFAULT_HIDDEN[model])
     for width in hidden:
         _positive_int("hidden width", width)
@@ -112,8 +140,9 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
         raise TicketError("num_samples applies to mnist1d only")
     if hp["val_size"] is None:
         hp["val_size"] = default_val_size(dataset, num_samples)
-    if hp["val_size"] == 0 and hp["eval_every"] is not None:
-        raise TicketError("early stopping (eval_every) needs a validation split: set val_size > 0")
+    if hp["val_size"] == 0 and "val" in hp["eval_splits"]:
+        raise TicketError("eval_splits includes val but there is no validation split (val_size 0): "
+                          "set val_size > 0 or leave val out of eval_splits")
 
     return dict(dataset=dataset, data_fingerprint=fingerprint(dataset), num_samples=num_samples,
                 model=model, hidden=list(hidden), init=init, seed=seed, protocol=protocol,

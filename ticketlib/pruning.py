@@ -1,7 +1,8 @@
 """Binary masks and pruning: magnitude (layerwise or global) and random with matching counts.
 
 A mask maps a parameter name to a bool tensor of its shape (True = kept). Each pruning step
-removes round(rate × remaining) of the still-kept entries, so masks are nested. Ties in
+removes rate × remaining of the still-kept entries, rounded half up or down (`floor`: the 2020
+code's int()), so masks are nested. Ties in
 magnitude are broken by position (lower flat index pruned first), so pruning is deterministic.
 """
 import math
@@ -13,6 +14,7 @@ from .errors import TicketError, unknown
 Mask = dict[str, torch.Tensor]
 SCOPES = ("layerwise", "global")
 RATE_KEYS = {"layerwise": ("fc", "conv", "output"), "global": ("global",)}
+ROUNDINGS = ("half_up", "floor")
 
 
 def full_mask(params: dict[str, torch.Tensor]) -> Mask:
@@ -27,7 +29,9 @@ def percent_remaining(mask: Mask) -> float:
     return 100.0 * sum(kept(mask).values()) / sum(m.numel() for m in mask.values())
 
 
-def prune_count(rate: float, remaining: int) -> int:
+def prune_count(rate: float, remaining: int, rounding: str = "half_up") -> int:
+    if rounding == "floor":
+        return math.floor(rate * remaining)
     return math.floor(rate * remaining + 0.5)  # round half up, not Python's banker's rounding
 
 
@@ -51,19 +55,20 @@ def _drop_smallest(scores: torch.Tensor, alive: torch.Tensor, count: int) -> tor
     return alive
 
 
-def magnitude_prune(weights: dict, mask: Mask, kinds: dict[str, str], rates: dict, scope: str) -> Mask:
+def magnitude_prune(weights: dict, mask: Mask, kinds: dict[str, str], rates: dict, scope: str,
+                    rounding: str = "half_up") -> Mask:
     """Prune the smallest-magnitude kept entries: per tensor at its kind's rate, or pooled globally."""
     check_rates(scope, rates)
     flat = {n: weights[n].detach().abs().flatten().cpu() for n in mask}
     alive = {n: m.flatten().cpu() for n, m in mask.items()}
     if scope == "layerwise":
-        new = {n: _drop_smallest(flat[n], alive[n], prune_count(rates[kinds[n]], int(alive[n].sum())))
+        new = {n: _drop_smallest(flat[n], alive[n], prune_count(rates[kinds[n]], int(alive[n].sum()), rounding))
                for n in mask}
     else:
         names = list(mask)
         pooled = torch.cat([alive[n] for n in names])
         pooled = _drop_smallest(torch.cat([flat[n] for n in names]), pooled,
-                                prune_count(rates["global"], int(pooled.sum())))
+                                prune_count(rates["global"], int(pooled.sum()), rounding))
         new = dict(zip(names, pooled.split([alive[n].numel() for n in names])))
     return {n: new[n].view_as(m).to(m.device) for n, m in mask.items()}
 

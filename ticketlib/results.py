@@ -1,4 +1,9 @@
-"""All runs in a store as one tidy table: one row per run × round × evaluation point."""
+"""All runs in a store as one tidy table: one row per run × round × evaluation point.
+
+Measures: `train_loss` (mean minibatch loss since the last evaluation), `val_loss`, `val_acc`,
+`test_acc` and `train_acc` (accuracy on the whole training split), each NaN where the run's
+`eval_splits` did not measure it.
+"""
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +13,8 @@ from .store import Store, run_id
 
 KEY_COLUMNS = ["dataset", "model", "init", "scale", "seed", "protocol", "condition", "round",
                "weights_remaining", "iteration", "train_loss", "val_loss", "val_acc", "test_acc",
-               "is_early_stop", "diverged"]
+               "train_acc", "is_early_stop", "diverged"]
+MEASURES = ("train_loss", "val_loss", "val_acc", "test_acc", "train_acc")  # NaN where not measured
 FORMATS = (".parquet", ".csv")
 
 
@@ -39,8 +45,8 @@ def load_results(store: str | Path = "data/runs", configs: list[dict] | None = N
                                 "diverged": metrics["diverged"], **row})
     table = pd.DataFrame.from_records(records, columns=None if records else KEY_COLUMNS)
     rest = [c for c in table.columns if c not in KEY_COLUMNS]
-    table = table[KEY_COLUMNS + rest]
-    return table.astype({c: float for c in ("train_loss", "val_loss", "val_acc", "test_acc")})
+    table = table.reindex(columns=KEY_COLUMNS + rest)  # a measure no run has is a column of NaN
+    return table.astype({c: float for c in MEASURES})
 
 
 def export(table: pd.DataFrame, path: str | Path) -> None:

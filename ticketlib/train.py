@@ -7,9 +7,12 @@ sparse.py), convolutions run ticket by ticket (grouped convolutions changed resu
 group count), and one Adam (adam.py), elementwise, steps the whole stack. Nothing mixes
 tickets, so a ticket's numbers are the same in any stack, alone included (tests/test_train.py).
 
-The data order is a function of (seed, epoch) only, so every round of a run, and every init
-with the same seed, sees the same minibatches at the same iterations. Pruned entries stay
-exactly zero: gradients are masked before each Adam step, so its moments and updates stay zero.
+The data order is a function of (seed, epoch) only, so every init with the same seed sees the
+same minibatches at the same iterations; every round replays epochs 0, 1, ... (`per_round`), or
+goes on with new epochs where the last round stopped (`continuous`, via `order_offset`). Pruned
+entries stay exactly zero: gradients are masked before each Adam step, and moments carried over
+from an earlier round (`optimizer_state: keep`) are masked like the weights, so moments and
+updates of pruned entries stay zero.
 """
 import math
 from dataclasses import dataclass
@@ -21,10 +24,11 @@ from torch.nn import functional as F
 
 from .adam import Adam
 from .datasets import Data
+from .errors import TicketError
 from .seeds import generator
 from .sparse import SPARSE_BELOW, BlockSparse
 
-ENGINE = 4  # bump when a change to training alters numbers, so old and new runs never share a folder
+ENGINE = 5  # bump when a change alters numbers or the config, so old and new runs never share a folder
 EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache
 EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk at most; bounds memory for conv nets
 STACK_ELEMENTS = 2 ** 25  # weights in one stack (all tickets): bounds memory (~6 copies with Adam)
@@ -61,6 +65,7 @@ class Job:
     mask: dict                      # prunable tensor name → bool tensor, True = kept
     seed: int                       # sets the data order
     snapshot_at: int | None = None  # also keep the weights after this many iterations
+    optimizer: dict | None = None   # Adam state to go on from (Outcome.optimizer); None: a fresh Adam
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Outcome:
     weights: dict                   # at the end of training
     snapshot: dict | None
     diverged: bool                  # the training loss became non-finite (rows stop there)
+    optimizer: dict | None          # Adam's steps and moments at the end, when the config keeps them
 
 
 class Stack:
@@ -77,19 +83,30 @@ class Stack:
     def __init__(self, model: nn.Module, jobs: list[Job], device):
         self.model, self.size = model, len(jobs)
         sparse = set(sparse_layers(model, jobs[0].mask))
-        self.params, self.grad_masks, self.sparse = {}, {}, {}
-        for name, _ in model.named_parameters():
-            weights = torch.stack([job.state[name] for job in jobs]).to(device)
-            if name in jobs[0].mask:
-                mask = torch.stack([job.mask[name] for job in jobs]).to(device)
-                weights = weights * mask
-                layer = name.removesuffix(".weight")
-                if layer in sparse:
-                    self.sparse[layer] = BlockSparse(mask)
-                    weights = self.sparse[layer].gather(weights)
-                else:
-                    self.grad_masks[name] = mask.to(weights.dtype)  # float: a bool factor is converted every step
-            self.params[name] = weights.requires_grad_()
+        self.masks = {name: torch.stack([job.mask[name] for job in jobs]).to(device) for name in jobs[0].mask}
+        self.sparse = {layer: BlockSparse(self.masks[f"{layer}.weight"]) for layer in sparse}
+        self.params = {name: self.arrange(name, [job.state[name] for job in jobs], device).requires_grad_()
+                       for name, _ in model.named_parameters()}
+        self.grad_masks = {name: mask.to(self.params[name].dtype)  # float: a bool factor is converted every step
+                           for name, mask in self.masks.items() if name.removesuffix(".weight") not in self.sparse}
+        self.adam_start = None
+        if jobs[0].optimizer is not None:
+            steps = {int(job.optimizer["steps"]) for job in jobs}
+            if len(steps) > 1:
+                raise TicketError(f"tickets of one stack must have taken as many Adam steps; got {sorted(steps)}")
+            self.adam_start = (steps.pop(), *([self.arrange(name, [job.optimizer[f"{name}.{moment}"] for job in jobs],
+                                                            device) for name in self.params]
+                                              for moment in ("exp_avg", "exp_avg_sq")))
+
+    def arrange(self, name: str, tensors: list, device) -> torch.Tensor:
+        """One parameter's per-ticket tensors as the stack holds them: stacked, masked, gathered if sparse."""
+        stacked = torch.stack(tensors).to(device)
+        if name in self.masks:
+            stacked = stacked * self.masks[name]
+            layer = name.removesuffix(".weight")
+            if layer in self.sparse:
+                stacked = self.sparse[layer].gather(stacked)
+        return stacked
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """K × batch × input shape (a view may repeat one batch) → K × classes × batch."""
@@ -110,13 +127,23 @@ class Stack:
                 x = torch.baddbmm(p[f"{name}.bias"].unsqueeze(2), p[f"{name}.weight"], x)
         return x
 
-    def weights(self) -> list[dict]:
-        """Each ticket's weights as a state dict (zeros where pruned), on the CPU."""
+    def unstack(self, values: dict) -> list[dict]:
+        """Per-parameter stacked values (as `arrange` made them) → each ticket's dict, full shape, on the CPU."""
         full = {}
-        for name, value in self.params.items():
+        for name, value in values.items():
             layer = name.removesuffix(".weight")
             full[name] = (self.sparse[layer].scatter(value) if layer in self.sparse else value).detach().cpu()
         return [{name: value[k].clone() for name, value in full.items()} for k in range(self.size)]
+
+    def weights(self) -> list[dict]:
+        """Each ticket's weights as a state dict (zeros where pruned)."""
+        return self.unstack(self.params)
+
+    def optimizer_states(self, adam: Adam) -> list[dict]:
+        """Each ticket's Adam steps and moments, to go on from in the next round."""
+        moments = [self.unstack({f"{name}.{label}": m for name, m in zip(self.params, values)})
+                   for label, values in (("exp_avg", adam.exp_avg), ("exp_avg_sq", adam.exp_avg_sq))]
+        return [{"steps": torch.tensor(adam.steps), **first, **second} for first, second in zip(*moments)]
 
 
 @torch.no_grad()
@@ -137,29 +164,35 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list
 
 
 def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: int, stop: int,
-          device="cpu") -> list[Outcome]:
+          device="cpu", order_offset: int = 0) -> list[Outcome]:
     """Train every job from its state (masked) for iterations [start, stop), all at once.
 
-    Each job gets one row per evaluation point: every `eval_every` iterations from `start`, and
+    Iteration `it` takes its minibatch from position `order_offset + it` of the seed's data
+    stream. Each job gets one row per evaluation point: every `eval_every` iterations from
+    `start` (and at it), or at the end of every `eval_every_epochs`-th epoch of the stream, and
     at `stop`; a job whose training loss turns non-finite is diverged and gets no more rows.
     """
     stack = Stack(model, jobs, device)
-    optimizer = Adam(stack.params.values(), lr=config["lr"])  # elementwise: tickets stay independent
+    optimizer = Adam(stack.params.values(), lr=config["lr"], state=stack.adam_start)  # elementwise: tickets stay independent
     seeds = sorted({job.seed for job in jobs})
     seed_row = torch.tensor([seeds.index(job.seed) for job in jobs], device=device)
-    batch, every, per_epoch = config["batch_size"], config["eval_every"], steps_per_epoch(data, config["batch_size"])
+    batch, per_epoch = config["batch_size"], steps_per_epoch(data, config["batch_size"])
+    every, every_epochs = config["eval_every"], config["eval_every_epochs"]
     rows, diverged = [[] for _ in jobs], [False] * len(jobs)
     snapshots = [None] * len(jobs)
     loss_sum, steps, orders, order_epoch = torch.zeros(len(jobs), device=device), 0, None, None
+    unmeasured = [math.nan] * len(jobs)
 
     def record(iteration):
-        val_loss, val_acc = evaluate(stack, data.x_val, data.y_val)
-        _, test_acc = evaluate(stack, data.x_test, data.y_test)
-        train_loss = (loss_sum / steps).tolist() if steps else [math.nan] * len(jobs)
+        splits = config["eval_splits"]
+        val_loss, val_acc = evaluate(stack, data.x_val, data.y_val) if "val" in splits else (unmeasured, unmeasured)
+        test_acc = evaluate(stack, data.x_test, data.y_test)[1] if "test" in splits else unmeasured
+        train_acc = evaluate(stack, data.x_train, data.y_train)[1] if "train" in splits else unmeasured
+        train_loss = (loss_sum / steps).tolist() if steps else unmeasured
         for k in range(len(jobs)):
             if not diverged[k]:
                 rows[k].append(dict(iteration=iteration, train_loss=train_loss[k], val_loss=val_loss[k],
-                                    val_acc=val_acc[k], test_acc=test_acc[k]))
+                                    val_acc=val_acc[k], test_acc=test_acc[k], train_acc=train_acc[k]))
                 diverged[k] = steps > 0 and not math.isfinite(train_loss[k])
 
     if every:
@@ -167,7 +200,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
     for it in range(start, stop):
         if any(job.snapshot_at == it for job in jobs):
             snapshots = [w if job.snapshot_at == it else s for job, w, s in zip(jobs, stack.weights(), snapshots)]
-        epoch, step = divmod(it, per_epoch)
+        epoch, step = divmod(order_offset + it, per_epoch)
         if epoch != order_epoch:
             orders = torch.stack([epoch_order(s, len(data.y_train), epoch) for s in seeds]).to(device)
             order_epoch = epoch
@@ -180,9 +213,11 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
         optimizer.step()
         loss_sum, steps = loss_sum + losses.detach(), steps + 1
         done = it + 1
-        if (every and (done - start) % every == 0) or done == stop:
+        if ((every and (done - start) % every == 0) or done == stop
+                or (every_epochs and (order_offset + done) % (every_epochs * per_epoch) == 0)):
             record(done)
             loss_sum, steps = torch.zeros_like(loss_sum), 0
             if all(diverged):
                 break
-    return [Outcome(r, w, s, d) for r, w, s, d in zip(rows, stack.weights(), snapshots, diverged)]
+    kept = stack.optimizer_states(optimizer) if config["optimizer_state"] == "keep" else [None] * len(jobs)
+    return [Outcome(r, w, s, d, o) for r, w, s, d, o in zip(rows, stack.weights(), snapshots, diverged, kept)]
