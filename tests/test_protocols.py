@@ -210,14 +210,17 @@ def reference_2020(config, data, rounds):
     return model.state_dict(), masks
 
 
-def test_as_run_matches_a_plain_reimplementation_of_the_2020_loop(raw_data, store):
-    config = as_run(init="kaiming_uniform", seed=3, epochs=2, rounds=3)
+@pytest.mark.parametrize("epochs,rounds", [(2, 3), (1, 8)])  # 8 rounds: the last ones train block-sparse
+def test_as_run_matches_a_plain_reimplementation_of_the_2020_loop(raw_data, store, epochs, rounds):
+    config = as_run(init="kaiming_uniform", seed=3, epochs=epochs, rounds=rounds)
     assert set(prunable_tensors(model_of(config), config["prune_biases"])) == {
         n for n, _ in model_of(config).named_parameters()}  # every tensor pruned, biases too
     imp.run_cohort([config], store, raw_data)
     run = store.run(config)
-    weights, masks = reference_2020(config, raw_data, 3)
-    assert same(run.tensors(2, "mask"), masks)
-    ours = run.tensors(2, "weights")
+    weights, masks = reference_2020(config, raw_data, rounds)
+    assert same(run.tensors(rounds - 1, "mask"), masks)
+    if rounds == 8:
+        assert train_module.sparse_layers(model_of(config), masks) == ("hidden.0", "hidden.1", "out")
+    ours = run.tensors(rounds - 1, "weights")
     for name in weights:  # the same arithmetic up to summation order and torch's sqrt rounding
         assert torch.allclose(ours[name], weights[name], rtol=1e-4, atol=1e-5), name

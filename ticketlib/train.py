@@ -89,14 +89,14 @@ class Stack:
                        for name, _ in model.named_parameters()}
         self.grad_masks = {name: mask.to(self.params[name].dtype)  # float: a bool factor is converted every step
                            for name, mask in self.masks.items() if name.removesuffix(".weight") not in self.sparse}
-        self.adam_start = None
+        self.adam_start = None  # (steps, exp_avg, exp_avg_sq) to go on from; None: a fresh Adam
         if jobs[0].optimizer is not None:
             steps = {int(job.optimizer["steps"]) for job in jobs}
             if len(steps) > 1:
                 raise TicketError(f"tickets of one stack must have taken as many Adam steps; got {sorted(steps)}")
-            self.adam_start = (steps.pop(), *([self.arrange(name, [job.optimizer[f"{name}.{moment}"] for job in jobs],
-                                                            device) for name in self.params]
-                                              for moment in ("exp_avg", "exp_avg_sq")))
+            moments = [[self.arrange(name, [job.optimizer[f"{name}.{moment}"] for job in jobs], device)
+                        for name in self.params] for moment in ("exp_avg", "exp_avg_sq")]
+            self.adam_start = (steps.pop(), *moments)
 
     def arrange(self, name: str, tensors: list, device) -> torch.Tensor:
         """One parameter's per-ticket tensors as the stack holds them: stacked, masked, gathered if sparse."""
@@ -140,10 +140,10 @@ class Stack:
         return self.unstack(self.params)
 
     def optimizer_states(self, adam: Adam) -> list[dict]:
-        """Each ticket's Adam steps and moments, to go on from in the next round."""
-        moments = [self.unstack({f"{name}.{label}": m for name, m in zip(self.params, values)})
-                   for label, values in (("exp_avg", adam.exp_avg), ("exp_avg_sq", adam.exp_avg_sq))]
-        return [{"steps": torch.tensor(adam.steps), **first, **second} for first, second in zip(*moments)]
+        """Each ticket's Adam steps and moments (full shape), to go on from in the next round."""
+        averages, squares = (self.unstack(dict(zip(self.params, values))) for values in (adam.exp_avg, adam.exp_avg_sq))
+        return [{"steps": torch.tensor(adam.steps), **{f"{name}.exp_avg": v for name, v in average.items()},
+                 **{f"{name}.exp_avg_sq": v for name, v in square.items()}} for average, square in zip(averages, squares)]
 
 
 @torch.no_grad()
