@@ -107,8 +107,8 @@ def digest(content: bytes, pinned: str) -> bool:
     return hashlib.new(kind, content, usedforsecurity=False).hexdigest() == expected
 
 
-def file_hash(path: Path, kind: str = "md5") -> str:
-    h = hashlib.new(kind, usedforsecurity=False)
+def md5_of(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -170,7 +170,7 @@ def mirror(spec: RealDataset, base: str):
                     continue  # a per-file archive of a file we already have
                 path = Path(tmp) / archive
                 download(base + archive, path)
-                if file_hash(path) != md5:
+                if md5_of(path) != md5:
                     raise SourceFailed(f"{archive} does not match its published MD5 {md5} (damaged or altered)")
                 found |= unpack(path, wanted)
         return found
