@@ -224,3 +224,26 @@ def test_as_run_matches_a_plain_reimplementation_of_the_2020_loop(raw_data, stor
     ours = run.tensors(rounds - 1, "weights")
     for name in weights:  # the same arithmetic up to summation order and torch's sqrt rounding
         assert torch.allclose(ours[name], weights[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_test_at_early_stop_gives_the_same_numbers_where_it_measures(small_config, small_data, tmp_path):
+    """Four tickets in one stack, into block-sparse rounds, trained past their best (lr 5e-3): test
+    accuracy only at the early-stop and last rows, equal there to evaluating at every point; every
+    other number unchanged."""
+    from ticketlib.store import Store
+    tables = {}
+    for mode in ("every", "early_stop"):
+        configs = [small_config(init=init, seed=seed, rounds=8, test_at=mode, iterations=200, lr=5e-3)
+                   for init in ("xavier_normal", "kaiming_uniform") for seed in (0, 1)]
+        store = Store(tmp_path / mode)
+        imp.run_cohort(configs, store, small_data)
+        tables[mode] = load_results(store.root).sort_values(["init", "seed", "round", "iteration"]).reset_index(drop=True)
+    every, lazy = tables["every"], tables["early_stop"]
+    last = lazy.groupby(["init", "seed", "round"]).iteration.transform("max") == lazy.iteration
+    measured = lazy.is_early_stop | last
+    assert lazy.test_acc.notna().tolist() == measured.tolist()
+    assert (lazy.test_acc[measured] == every.test_acc[measured]).all()
+    assert 0 < (lazy.is_early_stop & ~last).sum() and (~measured).sum() > measured.sum()
+    same_columns = ["iteration", "train_loss", "val_loss", "val_acc", "is_early_stop", "weights_remaining"]
+    assert every[same_columns].equals(lazy[same_columns])
+    assert train_module.sparse_layers(model_of(configs[0]), Store(tmp_path / "early_stop").run(configs[0]).tensors(7, "mask"))

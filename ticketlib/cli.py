@@ -78,6 +78,7 @@ GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid
     "eval_every": (int, "iterations between evaluations, counted from a round's start (F&C: 100)"),
     "eval_every_epochs": (int, "epochs between evaluations, at epoch ends, instead of --eval-every (the 2020 code: 1)"),
     "eval_splits": (names, "splits evaluated at each point: val, test, train (accuracy on the whole training split → train_acc)"),
+    "test_at": (str, "every (test accuracy at every evaluation) or early_stop (only at each round's early-stop and last rows: the same numbers there, 2 test evaluations a round)"),
     "rewind_iteration": (int, "rewind to this iteration instead of the init (late rewinding)"),
     "prune_scope": (str, "layerwise or global"),
     "prune_rates": (rates, "per layer kind, e.g. fc=0.2,conv=0.1,output=0.1 (global=0.2 for global)"),

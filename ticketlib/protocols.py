@@ -22,6 +22,7 @@ CHOICES = {
     "input_norm": INPUT_NORMS,                     # training-split mean/std, or pixels in [0, 1]
     "prune_rounding": ROUNDINGS,                   # prune counts rounded half up, or down (int())
     "data_order": ("per_round", "continuous"),     # every round replays epochs 0..n, or new epochs all run long
+    "test_at": ("every", "early_stop"),            # test accuracy at every evaluation, or at early stop and end only
 }
 EVAL_SPLITS = ("train", "val", "test")  # train: accuracy on the whole training split (train_acc)
 
@@ -31,6 +32,7 @@ FRANKLE2019 = dict(  # Frankle & Carbin 2019: full budget each round, early stop
     eval_every=100,                   # iterations between evaluations (also one at the round's start)
     eval_every_epochs=None,           # or: epochs between evaluations (at epoch ends)
     eval_splits=["val", "test"],      # evaluated at each point
+    test_at="every",                  # or early_stop: test only at the early-stop row and the last (same numbers there)
     prune_scope="layerwise", prune_rates={"fc": 0.2, "conv": 0.1, "output": 0.1},
     prune_biases=False, prune_rounding="half_up", rewind_iteration=0, rounds=20,
     rewind_target="init", optimizer_state="reset", data_order="per_round",

@@ -135,6 +135,15 @@ class Stack:
             full[name] = (self.sparse[layer].scatter(value) if layer in self.sparse else value).detach().cpu()
         return [{name: value[k].clone() for name, value in full.items()} for k in range(self.size)]
 
+    def blend(self, new: dict, old: dict, chosen: torch.Tensor) -> dict:
+        """Stacked values per parameter: `new` for the chosen tickets (bool, one per ticket), `old` for the rest."""
+        blended = {}
+        for name, value in new.items():
+            layer = name.removesuffix(".weight")
+            pick = chosen[self.sparse[layer].index[0]] if layer in self.sparse else chosen.view(-1, *[1] * (value.dim() - 1))
+            blended[name] = torch.where(pick, value, old[name])
+        return blended
+
     def weights(self) -> list[dict]:
         """Each ticket's weights as a state dict (zeros where pruned)."""
         return self.unstack(self.params)
@@ -163,6 +172,43 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list
     return (loss / len(y)).tolist(), (correct / len(y)).tolist()
 
 
+class EarlyStopTest:
+    """Test accuracy at each ticket's early-stop row and last row only (`test_at: early_stop`).
+
+    The weights at each ticket's lowest validation loss so far are kept (first occurrence, as the
+    early-stop rule picks it); at the end the test split is evaluated once on those and once on
+    the final weights. Same stack, same weights, same function: the same numbers as evaluating
+    at those rows, for 2 test evaluations a round instead of one at every evaluation point.
+    """
+
+    def __init__(self, stack: Stack):
+        self.stack, self.best_loss, self.best_row = stack, [math.inf] * stack.size, [None] * stack.size
+        self.weights = {name: p.detach().clone() for name, p in stack.params.items()}
+
+    def update(self, val_loss: list, recorded: list[bool], rows: list) -> None:
+        """After an evaluation: tickets that recorded a row with a new lowest validation loss keep their weights."""
+        improved = [r and v < b for r, v, b in zip(recorded, val_loss, self.best_loss)]
+        if any(improved):
+            chosen = torch.tensor(improved, device=next(iter(self.weights.values())).device)
+            self.weights = self.stack.blend({n: p.detach() for n, p in self.stack.params.items()}, self.weights, chosen)
+            for k in (k for k, better in enumerate(improved) if better):
+                self.best_loss[k], self.best_row[k] = val_loss[k], len(rows[k]) - 1
+
+    def fill(self, rows: list, diverged: list, data: Data) -> None:
+        """Write test_acc into each ticket's best row and (unless it diverged) its last row."""
+        _, final = evaluate(self.stack, data.x_test, data.y_test)
+        current, self.stack.params = self.stack.params, self.weights
+        try:
+            _, best = evaluate(self.stack, data.x_test, data.y_test)
+        finally:
+            self.stack.params = current
+        for k, ticket_rows in enumerate(rows):
+            if ticket_rows and not diverged[k]:
+                ticket_rows[-1]["test_acc"] = final[k]
+            if self.best_row[k] is not None:
+                ticket_rows[self.best_row[k]]["test_acc"] = best[k]
+
+
 def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: int, stop: int,
           device="cpu", order_offset: int = 0) -> list[Outcome]:
     """Train every job from its state (masked) for iterations [start, stop), all at once.
@@ -182,18 +228,23 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
     snapshots = [None] * len(jobs)
     loss_sum, steps, orders, order_epoch = torch.zeros(len(jobs), device=device), 0, None, None
     unmeasured = [math.nan] * len(jobs)
+    splits = config["eval_splits"]
+    early_stop_test = EarlyStopTest(stack) if "test" in splits and config["test_at"] == "early_stop" else None
 
     def record(iteration):
-        splits = config["eval_splits"]
         val_loss, val_acc = evaluate(stack, data.x_val, data.y_val) if "val" in splits else (unmeasured, unmeasured)
-        test_acc = evaluate(stack, data.x_test, data.y_test)[1] if "test" in splits else unmeasured
+        every_test = "test" in splits and early_stop_test is None
+        test_acc = evaluate(stack, data.x_test, data.y_test)[1] if every_test else unmeasured
         train_acc = evaluate(stack, data.x_train, data.y_train)[1] if "train" in splits else unmeasured
         train_loss = (loss_sum / steps).tolist() if steps else unmeasured
+        recorded = [not d for d in diverged]
         for k in range(len(jobs)):
-            if not diverged[k]:
+            if recorded[k]:
                 rows[k].append(dict(iteration=iteration, train_loss=train_loss[k], val_loss=val_loss[k],
                                     val_acc=val_acc[k], test_acc=test_acc[k], train_acc=train_acc[k]))
                 diverged[k] = steps > 0 and not math.isfinite(train_loss[k])
+        if early_stop_test is not None:
+            early_stop_test.update(val_loss, recorded, rows)
 
     if every:
         record(start)
@@ -219,5 +270,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
             loss_sum, steps = torch.zeros_like(loss_sum), 0
             if all(diverged):
                 break
+    if early_stop_test is not None:
+        early_stop_test.fill(rows, diverged, data)
     kept = stack.optimizer_states(optimizer) if config["optimizer_state"] == "keep" else [None] * len(jobs)
     return [Outcome(r, w, s, d, o) for r, w, s, d, o in zip(rows, stack.weights(), snapshots, diverged, kept)]
