@@ -1,13 +1,18 @@
 """Benchmark: ticketlib's engine against the common lottery-ticket idiom, in one process run.
 
-    python benchmarks/engine.py                 # grids (a) and (b), about 6 minutes here
+    python benchmarks/engine.py                 # grids (a), (b), (c) and the grid-M projection
     python benchmarks/engine.py --grid a --iterations 100   # a quick look
 
 Grids: (a) MNIST-1D with LeNet-300-100; (b) the same with 784 inputs (MNIST-shaped synthetic
-data): 16 tickets each (4 inits × 4 seeds), a few IMP rounds under frankle2019's settings.
-Idiom: benchmarks/idiom.py, tickets one after another with every CPU thread. Ours: run_grid,
-stacks of tickets in worker processes with one thread each. Then the cost of one round at ≤ 5%
-weights remaining relative to a dense round (our engine, one stack of the 16 tickets).
+data); (c) real MNIST, evaluating 5K validation + 10K test examples every 100 iterations (the
+idiom through a DataLoader over each split): 16 tickets each (4 inits × 4 seeds), a few IMP
+rounds under frankle2019's settings. Idiom: benchmarks/idiom.py, tickets one after another with
+every CPU thread. Ours: run_grid, stacks of tickets in worker processes with one thread each
+(grid (c) also with `test_at: early_stop`). Then, per grid, the cost of one round at ≤ 5%
+weights remaining relative to a dense round, and the dense stack's training rate in GFLOP/s per
+core against single-thread sgemm measured in the same run. Last, a projection of grid M
+(issue 11: MNIST, 16 inits × 5 seeds, 18 rounds of 5,000 iterations, evaluation every 100) from
+the measured cost of training and evaluating a 40-ticket stack at each round's density.
 """
 import argparse
 import math
@@ -27,10 +32,11 @@ from ticketlib.inits import initialize
 from ticketlib.models import build_model, prunable_tensors
 from ticketlib.pruning import full_mask, magnitude_prune, percent_remaining
 from ticketlib.store import Store
-from ticketlib.train import Job, train
+from ticketlib.train import Job, Stack, evaluate, train
 
 INITS = ["xavier_normal", "kaiming_normal", "orthogonal", "pytorch_default"]
 SEEDS = [0, 1, 2, 3]
+GRID_M = dict(tickets=80, rounds=18, iterations=5000, eval_every=100, workers=2)  # 16 inits × 5 seeds
 
 
 def mnist_shaped(folder: Path) -> str:
@@ -53,59 +59,139 @@ def timed(work) -> float:
     return time.perf_counter() - start
 
 
-def compare(dataset: str, num_samples, rounds: int, iterations: int, data_root: Path) -> dict:
-    configs = expand_grid([dataset], ["lenet_300_100"], INITS, SEEDS, rounds=rounds, iterations=iterations,
-                          num_samples=num_samples)
+def compare(dataset: str, num_samples, rounds: int, iterations: int, data_root: Path, loader_eval=False,
+            test_at=("every",)) -> dict:
+    """Seconds for the idiom and for our engine (once per `test_at` mode) on the same grid."""
+    def grid(mode):
+        return expand_grid([dataset], ["lenet_300_100"], INITS, SEEDS, rounds=rounds, iterations=iterations,
+                           num_samples=num_samples, test_at=mode)
+    configs = grid("every")
     data = load_dataset(dataset, num_samples, configs[0]["val_size"], root=data_root)
-    with tempfile.TemporaryDirectory() as store:
-        ours = timed(lambda: run_grid(configs, Store(store), "cpu", data_root=data_root, progress=False))
-    idiom = timed(lambda: run_idiom(data, [(c["init"], c["seed"]) for c in configs], configs[0], rounds))
-    return dict(idiom=idiom, ours=ours, ratio=idiom / ours, data=data, config=configs[0])
+    ours = {}
+    for mode in test_at:
+        with tempfile.TemporaryDirectory() as store:
+            ours[mode] = timed(lambda: run_grid(grid(mode), Store(store), "cpu", data_root=data_root, progress=False))
+    idiom = timed(lambda: run_idiom(data, [(c["init"], c["seed"]) for c in configs], configs[0], rounds, loader_eval))
+    return dict(idiom=idiom, ours=ours, data=data, config=configs[0])
+
+
+def sgemm_rate(n: int = 1024, repeats: int = 20) -> float:
+    """Single-thread fp32 GEMM rate (GFLOP/s) of an n × n product: the machine's reference."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    seconds = timed(lambda: [torch.mm(a, b) for _ in range(repeats)])
+    torch.set_num_threads(threads)
+    return 2 * n ** 3 * repeats / seconds / 1e9
+
+
+def training_flops(model, batch: int) -> int:
+    """FLOPs of one training step of one dense ticket: forward, weight gradients, input gradients
+    of every layer but the first (its input is data)."""
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    macs = [m.in_features * m.out_features for m in linear]
+    return 2 * batch * (2 * sum(macs) + sum(macs[1:]))
+
+
+def stack_jobs(model, count: int, density: float, config) -> list:
+    """`count` tickets (the benchmark's inits and seeds, cycled), pruned by IMP's rates to ≤ `density`."""
+    kinds = prunable_tensors(model, False)
+    jobs = []
+    for k in range(count):
+        state = initialize(model, INITS[k % len(INITS)], 1.0, "default", k // len(INITS), "init")
+        mask = full_mask({n: state[n] for n in kinds})
+        while percent_remaining(mask) > 100 * density:
+            mask = magnitude_prune(state, mask, kinds, config["prune_rates"], "layerwise")
+        jobs.append(Job(state, mask, k // len(INITS)))
+    return jobs
+
+
+def one_thread(work):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a worker
+    try:
+        return timed(work)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def dense_rate(data, config, iterations: int) -> float:
+    """GFLOP/s of a dense 16-ticket stack training without evaluation, on one thread."""
+    model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
+    jobs = stack_jobs(model, 16, 1.0, config)
+    quiet = {**config, "eval_every": None, "eval_splits": ["val"]}  # one validation pass at the end only
+    seconds = one_thread(lambda: train(model, jobs, data, quiet, 0, iterations))
+    return training_flops(model, config["batch_size"]) * len(jobs) * iterations / seconds / 1e9
+
+
+def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float]:
+    """Hours for grid M in our engine (test_at every, early_stop), from a 40-ticket stack (one
+    worker's share) timed at each round's density: training per iteration, and one evaluation
+    of validation and of test."""
+    model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
+    per_worker = GRID_M["tickets"] // GRID_M["workers"]
+    evaluations = GRID_M["iterations"] // GRID_M["eval_every"] + 1
+    every = early = 0.0
+    quiet = {**config, "eval_every": None, "eval_splits": ["val"]}
+    for r in range(GRID_M["rounds"]):
+        jobs = stack_jobs(model, per_worker, 0.8 ** r, config)
+        one_eval = one_thread(lambda: train(model, jobs, data, quiet, 0, 1))  # set-up, one step, one evaluation
+        step = (one_thread(lambda: train(model, jobs, data, quiet, 0, iterations + 1)) - one_eval) / iterations
+        stack = Stack(model, jobs, "cpu")
+        val = one_thread(lambda: evaluate(stack, data.x_val, data.y_val))
+        test = one_thread(lambda: evaluate(stack, data.x_test, data.y_test))
+        base = GRID_M["iterations"] * step + evaluations * val
+        every += base + evaluations * test
+        early += base + 2 * test
+    return every / 3600, early / 3600
 
 
 def sparse_round_cost(data, config, iterations: int) -> tuple[float, float, float]:
     """Seconds for a stack of the 16 tickets to train a round, dense and at ≤ 5% remaining, and
     that percent."""
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
-    kinds = prunable_tensors(model, False)
-    dense, sparse = [], []
-    for init in INITS:
-        for seed in SEEDS:
-            state = initialize(model, init, 1.0, "default", seed, "init")
-            mask = full_mask({n: state[n] for n in kinds})
-            dense.append(Job(state, mask, seed))
-            while percent_remaining(mask) > 5:
-                mask = magnitude_prune(state, mask, kinds, config["prune_rates"], "layerwise")
-            sparse.append(Job(state, mask, seed))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a worker
-    seconds = [timed(lambda: train(model, jobs, data, config, 0, iterations)) for jobs in (dense, sparse)]
-    torch.set_num_threads(threads)
+    dense, sparse = stack_jobs(model, 16, 1.0, config), stack_jobs(model, 16, 0.05, config)
+    seconds = [one_thread(lambda: train(model, jobs, data, config, 0, iterations)) for jobs in (dense, sparse)]
     return seconds[0], seconds[1], percent_remaining(sparse[0].mask)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", choices=["a", "b", "both"], default="both")
+    parser.add_argument("--grid", choices=["a", "b", "c", "m", "all"], default="all",
+                        help="one grid, m for the grid-M projection alone, or all (default)")
     parser.add_argument("--rounds", type=int, default=3, help="IMP rounds per ticket (default 3)")
     parser.add_argument("--iterations", type=int, default=1000,
                         help="training iterations per round (default 1000, as in the study)")
     args = parser.parse_args()
+    sgemm = sgemm_rate()
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; sgemm 1024² on one thread: {sgemm:.0f} GFLOP/s")
     print(f"grid: 16 tickets (4 inits × 4 seeds) × {args.rounds} rounds × {args.iterations} iterations, "
           "frankle2019 settings\n")
-    print("| grid | idiom (s) | ours (s) | ours vs idiom | round at ≤5% / dense round |")
-    print("|---|---|---|---|---|")
+    print("| grid | idiom (s) | ours (s) | ours vs idiom | round at ≤5% / dense round | dense stack GFLOP/s per core (of sgemm) |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        grids = {"a": ("mnist1d", 5000), "b": (mnist_shaped(Path(tmp)), None)}
-        for name in ("a", "b") if args.grid == "both" else (args.grid,):
-            dataset, num_samples = grids[name]
-            result = compare(dataset, num_samples, args.rounds, args.iterations, Path("data"))
+        grids = {"a": ("mnist1d", 5000, False), "b": (mnist_shaped(Path(tmp)), None, False), "c": ("mnist", None, True)}
+        chosen = {"all": "abc", "m": ""}.get(args.grid, args.grid)
+        for name in chosen:
+            dataset, num_samples, loader_eval = grids[name]
+            modes = ("every", "early_stop") if name == "c" else ("every",)
+            result = compare(dataset, num_samples, args.rounds, args.iterations, Path("data"), loader_eval, modes)
             dense, sparse, remaining = sparse_round_cost(result["data"], result["config"], args.iterations)
+            rate = dense_rate(result["data"], result["config"], args.iterations // 2)
             inputs = math.prod(result["data"].input_shape)
-            print(f"| ({name}) {inputs} inputs | {result['idiom']:.1f} | {result['ours']:.1f} | "
-                  f"{result['ratio']:.1f}× faster | {sparse / dense:.2f} ({remaining:.1f}% remaining) |", flush=True)
+            for mode, seconds in result["ours"].items():
+                label = f"({name}) {inputs} inputs" + (f", test_at {mode}" if len(modes) > 1 else "")
+                print(f"| {label} | {result['idiom']:.1f} | {seconds:.1f} | {result['idiom'] / seconds:.1f}× faster | "
+                      f"{sparse / dense:.2f} ({remaining:.1f}% remaining) | {rate:.0f} ({rate / sgemm:.0%}) |", flush=True)
+        if args.grid in ("m", "all"):
+            config = expand_grid(["mnist"], ["lenet_300_100"], INITS[:1], [0], iterations=GRID_M["iterations"])[0]
+            data = load_dataset("mnist", None, config["val_size"], root=Path("data"))
+            every, early = project_grid_m(data, config)
+            print(f"\ngrid M projected ({GRID_M['tickets']} tickets × {GRID_M['rounds']} rounds × "
+                  f"{GRID_M['iterations']} iterations on {GRID_M['workers']} workers): {every:.2f} h with test at "
+                  f"every evaluation, {early:.2f} h with test_at early_stop")
 
 
 if __name__ == "__main__":

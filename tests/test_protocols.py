@@ -247,3 +247,21 @@ def test_test_at_early_stop_gives_the_same_numbers_where_it_measures(small_confi
     same_columns = ["iteration", "train_loss", "val_loss", "val_acc", "is_early_stop", "weights_remaining"]
     assert every[same_columns].equals(lazy[same_columns])
     assert train_module.sparse_layers(model_of(configs[0]), Store(tmp_path / "early_stop").run(configs[0]).tensors(7, "mask"))
+
+
+def test_bf16_precision_trains_close_to_fp32_and_reproducibly(small_config, small_data, tmp_path):
+    """bf16 matmuls (fp32 weights, Adam and loss), into block-sparse rounds: deterministic, a
+    ticket's numbers independent of its stack, accuracy near fp32's."""
+    from ticketlib.store import Store
+    def run(precision, name, seeds=(0, 1)):
+        configs = [small_config(seed=seed, rounds=7, precision=precision) for seed in seeds]
+        store = Store(tmp_path / name)
+        imp.run_cohort(configs, store, small_data)
+        return load_results(store.root).sort_values(["seed", "round", "iteration"]).reset_index(drop=True)
+    bf16, again, alone, fp32 = run("bf16", "a"), run("bf16", "b"), run("bf16", "c", seeds=(1,)), run("fp32", "d")
+    measures = ["train_loss", "val_loss", "test_acc"]
+    assert bf16[measures].equals(again[measures])
+    assert bf16[bf16.seed == 1][measures].reset_index(drop=True).equals(alone[measures])
+    assert not bf16[measures].equals(fp32[measures])
+    stops = [t[t.is_early_stop].test_acc.mean() for t in (bf16, fp32)]
+    assert abs(stops[0] - stops[1]) < 0.03

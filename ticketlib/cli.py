@@ -91,6 +91,7 @@ GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid
     "optimizer_state": (str, "reset (a fresh Adam every round) or keep (one Adam for the whole run, as the 2020 code)"),
     "input_norm": (str, "standardize (the training split's mean/std) or none (pixels in [0, 1], as the 2020 code)"),
     "prune_rounding": (str, "half_up or floor (the 2020 code's int()) for the count pruned per tensor"),
+    "precision": (str, "fp32, or bf16: matmuls in bfloat16 via autocast (weights, Adam and loss in fp32), for CPUs with BF16 and GPUs"),
     "data_order": (str, "per_round (each round replays epochs 0..n) or continuous (new shuffles over the whole run, as the 2020 code)"),
 }
 RUN_FLAGS = {

@@ -51,8 +51,11 @@ class BlockSparse:
                                        check_invariants=False)
 
     def __call__(self, values: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """W[k] @ x[k] + bias[k] for stacked x (K × in × batch) and bias (K × out) → K × out × batch."""
-        return _BlockSparseLinear.apply(values, bias.reshape(-1, 1), x.reshape(self.shape[1], x.shape[-1]), self)
+        """W[k] @ x[k] + bias[k] for stacked x (K × in × batch) and bias (K × out) → K × out × batch,
+        in fp32 also under autocast (CPU sparse products have no bf16 kernels)."""
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.to(values.dtype).reshape(self.shape[1], x.shape[-1])
+            return _BlockSparseLinear.apply(values, bias.reshape(-1, 1), x, self)
 
 
 class _BlockSparseLinear(torch.autograd.Function):

@@ -80,8 +80,9 @@ class Outcome:
 class Stack:
     """The tickets' weights as trainable stacked tensors: dense (K × shape) or block-sparse values."""
 
-    def __init__(self, model: nn.Module, jobs: list[Job], device):
+    def __init__(self, model: nn.Module, jobs: list[Job], device, precision: str = "fp32"):
         self.model, self.size = model, len(jobs)
+        self.bf16 = precision == "bf16"  # bf16 matmuls and convolutions (autocast); fp32 weights, Adam and loss
         sparse = set(sparse_layers(model, jobs[0].mask))
         self.masks = {name: torch.stack([job.mask[name] for job in jobs]).to(device) for name in jobs[0].mask}
         self.sparse = {layer: BlockSparse(self.masks[f"{layer}.weight"]) for layer in sparse}
@@ -109,7 +110,11 @@ class Stack:
         return stacked
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """K × batch × input shape (a view may repeat one batch) → K × classes × batch."""
+        """K × batch × input shape (a view may repeat one batch) → K × classes × batch (fp32)."""
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.bf16):
+            return self.layers(x).float()
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
         for step, name in self.model.plan:
             if step == "conv":
@@ -218,7 +223,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
     `start` (and at it), or at the end of every `eval_every_epochs`-th epoch of the stream, and
     at `stop`; a job whose training loss turns non-finite is diverged and gets no more rows.
     """
-    stack = Stack(model, jobs, device)
+    stack = Stack(model, jobs, device, config["precision"])
     optimizer = Adam(stack.params.values(), lr=config["lr"], state=stack.adam_start)  # elementwise: tickets stay independent
     seeds = sorted({job.seed for job in jobs})
     seed_row = torch.tensor([seeds.index(job.seed) for job in jobs], device=device)
