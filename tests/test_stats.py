@@ -25,6 +25,11 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks_with_n():
     assert np.isnan(bootstrap_ci([0.5])).all()
 
 
+def test_bootstrap_interval_does_not_depend_on_row_order():
+    values = np.random.default_rng(2).normal(0.6, 0.05, 5)
+    assert bootstrap_ci(values) == bootstrap_ci(values[::-1]) == bootstrap_ci(np.roll(values, 2))
+
+
 def test_by_level_reports_mean_and_interval_per_round():
     table = by_level(curve([[0.60, 0.62, 0.61, 0.55], [0.62, 0.64, 0.63, 0.57]]), "test_acc")
     assert list(table["round"]) == [0, 1, 2, 3] and list(table.seeds) == [2] * 4

@@ -23,7 +23,7 @@ def early_stops(table: pd.DataFrame) -> pd.DataFrame:
 
 def bootstrap_ci(values, statistic=np.mean, level=LEVEL, samples=BOOTSTRAP_SAMPLES, seed=0) -> tuple:
     """Percentile bootstrap interval of `statistic` over `values` (resampled with replacement)."""
-    values = np.asarray(values, dtype=float)
+    values = np.sort(np.asarray(values, dtype=float))  # sorted: the interval must not depend on row order (run hashes)
     if len(values) < 2:
         return (np.nan, np.nan)
     rng = np.random.default_rng(seed)
