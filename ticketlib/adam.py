@@ -30,9 +30,9 @@ class Adam:
         self.denom = [torch.empty_like(p) for p in self.params]
 
     def zero_grad(self) -> None:
+        """Drop the gradients: backward then hands over its result instead of adding it to zeros."""
         for p in self.params:
-            if p.grad is not None:
-                p.grad.zero_()
+            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
