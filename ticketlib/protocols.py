@@ -25,6 +25,7 @@ CHOICES = {
     "test_at": ("every", "early_stop"),            # test accuracy at every evaluation, or at early stop and end only
     "precision": ("fp32", "bf16"),                 # matmuls in fp32, or in bf16 (autocast; weights and Adam fp32)
 }
+ALTERNATIVES = (("iterations", "epochs"), ("eval_every", "eval_every_epochs"))  # a budget, a cadence: one of each
 EVAL_SPLITS = ("train", "val", "test")  # train: accuracy on the whole training split (train_acc)
 
 FRANKLE2019 = dict(  # Frankle & Carbin 2019: full budget each round, early stop = min validation loss
@@ -89,17 +90,18 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
     unknown_keys = set(overrides) - set(PROTOCOLS[protocol]) - {"hidden", "num_samples"}
     if unknown_keys:
         raise TicketError(f"unknown hyperparameter(s) {', '.join(sorted(unknown_keys))}")
-    for pair in (("iterations", "epochs"), ("eval_every", "eval_every_epochs")):
-        if all(key in overrides for key in pair):
-            raise TicketError(f"give {pair[0]} or {pair[1]}, not both")
+    for one, other in ALTERNATIVES:
+        if one in overrides and other in overrides:
+            raise TicketError(f"give {one} or {other}, not both")
     hp = {**PROTOCOLS[protocol], **MODEL_DEFAULTS[protocol].get(model, {})}
     if overrides.get("prune_scope", hp["prune_scope"]) != hp["prune_scope"]:
         hp["prune_rates"] = {"global": 0.2}  # a different scope starts from its own default
     overrides["prune_rates"] = {**hp["prune_rates"], **overrides.get("prune_rates", {})}
-    for given, other in (("iterations", "epochs"), ("epochs", "iterations"),
-                         ("eval_every", "eval_every_epochs"), ("eval_every_epochs", "eval_every")):
-        if given in overrides:
-            hp[other] = None  # one replaces the other
+    for one, other in ALTERNATIVES:  # giving one replaces the protocol's other
+        if one in overrides:
+            hp[other] = None
+        if other in overrides:
+            hp[one] = None
     hp.update(overrides)
 
     check_dataset(dataset)

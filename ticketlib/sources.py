@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TicketError
+from .files import write_atomically
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR_FILES = (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")
@@ -229,19 +230,6 @@ def sources(name: str, spec: RealDataset, root: Path) -> list:
     return found + ([REGISTRIES[spec.registry]] if spec.registry else [])
 
 
-def write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def report_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -270,6 +258,7 @@ def dataset_files(name: str, root: Path, report=report_line) -> dict:
             bad = [f for f in found if not digest(found[f], spec.files[f])]
             for file in found:
                 if file not in bad:
+                    cache.mkdir(parents=True, exist_ok=True)
                     write_atomically(cache / file, found[file])
                     contents[file] = found[file]
             missing = [f for f in wanted if f not in contents]

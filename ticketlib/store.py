@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .errors import TicketError
+from .files import sync_folder, write_atomically, write_synced
 from .protocols import UNHASHED
 
 CHECKSUMS = "sha256.json"
@@ -41,22 +41,6 @@ def corrupt(path: Path, problem: str) -> CorruptStore:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def sync_folder(path: Path) -> None:
-    """Make a rename or a new file in `path` durable (directory entries are data too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def hashed_part(config: dict) -> dict:
@@ -138,10 +122,7 @@ class Store:
         config_file = path / "config.json"
         if not config_file.exists():
             path.mkdir(parents=True, exist_ok=True)
-            tmp = path / f".config.{os.getpid()}.json"
-            write_synced(tmp, json.dumps(hashed_part(config), indent=1, sort_keys=True).encode())
-            tmp.replace(config_file)
-            sync_folder(path)
+            write_atomically(config_file, json.dumps(hashed_part(config), indent=1, sort_keys=True).encode())
         return Run(path, read_config(config_file))
 
     def has_round(self, config: dict, r: int) -> bool:
