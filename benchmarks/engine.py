@@ -32,7 +32,7 @@ from ticketlib.inits import initialize
 from ticketlib.models import build_model, prunable_tensors
 from ticketlib.pruning import full_mask, magnitude_prune, percent_remaining
 from ticketlib.store import Store
-from ticketlib.train import Job, Stack, evaluate, train
+from ticketlib.train import Job, Stack, evaluate, max_stack, train
 
 INITS = ["xavier_normal", "kaiming_normal", "orthogonal", "pytorch_default"]
 SEEDS = [0, 1, 2, 3]
@@ -126,24 +126,25 @@ def dense_rate(data, config, iterations: int) -> float:
 
 
 def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float]:
-    """Hours for grid M in our engine (test_at every, early_stop), from a 40-ticket stack (one
-    worker's share) timed at each round's density: training per iteration, and one evaluation
-    of validation and of test."""
+    """Hours for grid M in our engine (test_at every, early_stop): each worker's share of tickets
+    in stacks of at most max_stack, costed from one such stack timed at each round's density:
+    training per iteration, and one evaluation of validation and of test."""
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
     per_worker = GRID_M["tickets"] // GRID_M["workers"]
+    size = min(per_worker, max_stack(model, "cpu"))
     evaluations = GRID_M["iterations"] // GRID_M["eval_every"] + 1
     every = early = 0.0
     quiet = {**config, "eval_every": None, "eval_splits": ["val"]}
     for r in range(GRID_M["rounds"]):
-        jobs = stack_jobs(model, per_worker, 0.8 ** r, config)
+        jobs = stack_jobs(model, size, 0.8 ** r, config)
         one_eval = one_thread(lambda: train(model, jobs, data, quiet, 0, 1))  # set-up, one step, one evaluation
         step = (one_thread(lambda: train(model, jobs, data, quiet, 0, iterations + 1)) - one_eval) / iterations
         stack = Stack(model, jobs, "cpu")
         val = one_thread(lambda: evaluate(stack, data.x_val, data.y_val))
         test = one_thread(lambda: evaluate(stack, data.x_test, data.y_test))
         base = GRID_M["iterations"] * step + evaluations * val
-        every += base + evaluations * test
-        early += base + 2 * test
+        every += (base + evaluations * test) * per_worker / size
+        early += (base + 2 * test) * per_worker / size
     return every / 3600, early / 3600
 
 

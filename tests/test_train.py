@@ -112,7 +112,7 @@ def test_conv_tickets_train_as_they_would_alone(small_config):
     # the module's own forward (its plan) and the stack compute the same function
     stack = engine.Stack(model, jobs[:1], "cpu")
     model.load_state_dict({k: v * jobs[0].mask.get(k, 1) for k, v in jobs[0].state.items()})
-    torch.testing.assert_close(stack.forward(x[None, :4])[0].T, model(x[:4]))
+    torch.testing.assert_close(stack.forward(stack.inputs(x[None, :4]))[0].T, model(x[:4]))
 
 
 def test_diverging_ticket_leaves_its_stack_alone(small_config, small_data):

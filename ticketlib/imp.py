@@ -141,7 +141,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
             optimizer = m.previous(r, "optimizer") if keep_optimizer and r > 0 else None
             pending.append((m, Job(state, mask, m.run.config["seed"], snapshot_at, optimizer), start))
         offset = r * total if setup["data_order"] == "continuous" else 0
-        for stack in stacks(pending, model):
+        for stack in stacks(pending, model, device):
             start = stack[0][2]
             outcomes = train(model, [job for _, job, _ in stack], data, setup, start, total, device, offset)
             for (m, job, _), out in zip(stack, outcomes):
@@ -166,10 +166,10 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
     return trained
 
 
-def stacks(pending: list, model) -> list[list]:
+def stacks(pending: list, model, device) -> list[list]:
     """Jobs that can train together: same start and same sparse layers, at most max_stack each."""
     groups: dict[tuple, list] = {}
     for item in pending:
         groups.setdefault((item[2], sparse_layers(model, item[1].mask)), []).append(item)
-    size = max_stack(model)
+    size = max_stack(model, device)
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]

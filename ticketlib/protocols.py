@@ -34,7 +34,7 @@ FRANKLE2019 = dict(  # Frankle & Carbin 2019: full budget each round, early stop
     eval_every=100,                   # iterations between evaluations (also one at the round's start)
     eval_every_epochs=None,           # or: epochs between evaluations (at epoch ends)
     eval_splits=["val", "test"],      # evaluated at each point
-    test_at="every",                  # or early_stop: test only at the early-stop row and the last (same numbers there)
+    test_at="early_stop",             # test only at the early-stop row and the last (the numbers reported), or every
     prune_scope="layerwise", prune_rates={"fc": 0.2, "conv": 0.1, "output": 0.1},
     prune_biases=False, prune_rounding="half_up", rewind_iteration=0, rounds=20,
     rewind_target="init", optimizer_state="reset", data_order="per_round",
@@ -45,7 +45,7 @@ FRANKLE2019 = dict(  # Frankle & Carbin 2019: full budget each round, early stop
 SEED2020_AS_RUN = dict(  # the 2020 code as it ran (PROTOCOLS.md): 100 epochs, pruned every 5
     FRANKLE2019,
     iterations=None, epochs=5,        # a round is the 5 epochs between prunings
-    eval_every=None, eval_every_epochs=1, eval_splits=["train", "test"],  # both at every epoch's end
+    eval_every=None, eval_every_epochs=1, eval_splits=["train", "test"], test_at="every",  # both at every epoch's end
     prune_rates={"fc": 0.2, "conv": 0.2, "output": 0.2}, prune_biases=True, prune_rounding="floor",
     rewind_target="pytorch_default",  # the bug: every reset restored PyTorch's default draw
     optimizer_state="keep", data_order="continuous",

@@ -31,7 +31,10 @@ from .sparse import SPARSE_BELOW, BlockSparse
 ENGINE = 5  # bump when a change alters numbers or the config, so old and new runs never share a folder
 EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache
 EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk at most; bounds memory for conv nets
-STACK_ELEMENTS = 2 ** 25  # weights in one stack (all tickets): bounds memory (~6 copies with Adam)
+# Weights in one stack (all tickets). On CPU, stacks of ~16 LeNet-300-100s on MNIST train fastest
+# per ticket (larger ones spill the caches: 1.8 vs 1.4 ms per ticket-step at 40); on a GPU, as
+# many as memory allows (~6 copies with Adam). A ticket's numbers do not depend on its stack.
+STACK_ELEMENTS_CPU, STACK_ELEMENTS_GPU = 2 ** 22, 2 ** 25
 
 
 def steps_per_epoch(data: Data, batch_size: int) -> int:
@@ -54,8 +57,9 @@ def sparse_layers(model: nn.Module, mask: dict) -> tuple[str, ...]:
                  and f"{name}.weight" in mask and mask[f"{name}.weight"].float().mean() < SPARSE_BELOW)
 
 
-def max_stack(model: nn.Module) -> int:
-    return max(1, STACK_ELEMENTS // sum(p.numel() for p in model.parameters()))
+def max_stack(model: nn.Module, device) -> int:
+    limit = STACK_ELEMENTS_CPU if torch.device(device).type == "cpu" else STACK_ELEMENTS_GPU
+    return max(1, limit // sum(p.numel() for p in model.parameters()))
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Stack:
 
     def __init__(self, model: nn.Module, jobs: list[Job], device, precision: str = "fp32"):
         self.model, self.size = model, len(jobs)
+        self.flat_inputs = model.plan[0][0] == "flatten"  # `inputs` does the flattening, once per batch
         self.bf16 = precision == "bf16"  # bf16 matmuls and convolutions (autocast); fp32 weights, Adam and loss
         sparse = set(sparse_layers(model, jobs[0].mask))
         self.masks = {name: torch.stack([job.mask[name] for job in jobs]).to(device) for name in jobs[0].mask}
@@ -109,14 +114,19 @@ class Stack:
                 stacked = self.sparse[layer].gather(stacked)
         return stacked
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Examples (n × batch × input shape) as the first layer takes them: a fully connected net's
+        as n × features × batch, contiguous, so that a sparse first layer needs no copy."""
+        return x.flatten(2).transpose(1, 2).contiguous() if self.flat_inputs else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """K × batch × input shape (a view may repeat one batch) → K × classes × batch (fp32)."""
+        """K × `inputs` layout (a view may repeat one batch) → K × classes × batch (fp32)."""
         with torch.autocast(x.device.type, torch.bfloat16, enabled=self.bf16):
             return self.layers(x).float()
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
-        for step, name in self.model.plan:
+        for step, name in self.model.plan[self.flat_inputs:]:
             if step == "conv":
                 x = torch.stack([F.conv2d(xk, w, b, padding=1) for xk, w, b
                                  in zip(x, p[f"{name}.weight"], p[f"{name}.bias"])])
@@ -169,8 +179,8 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list
     loss = torch.zeros(stack.size, device=y.device)
     correct = torch.zeros(stack.size, dtype=torch.long, device=y.device)
     for start in range(0, len(y), chunk):
-        inputs, target = x[start:start + chunk], y[start:start + chunk]
-        logits = stack.forward(inputs.expand(stack.size, *inputs.shape))
+        inputs, target = stack.inputs(x[None, start:start + chunk]), y[start:start + chunk]
+        logits = stack.forward(inputs.expand(stack.size, *inputs.shape[1:]))
         target = target.expand(stack.size, -1)
         loss += F.cross_entropy(logits, target, reduction="none").sum(1)
         correct += (logits.argmax(1) == target).sum(1)
@@ -260,8 +270,9 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
         if epoch != order_epoch:
             orders = torch.stack([epoch_order(s, len(data.y_train), epoch) for s in seeds]).to(device)
             order_epoch = epoch
-        idx = orders[seed_row, step * batch:(step + 1) * batch]
-        losses = F.cross_entropy(stack.forward(data.x_train[idx]), data.y_train[idx], reduction="none").mean(1)
+        idx = orders[:, step * batch:(step + 1) * batch]  # seeds × batch: gathered and laid out once per seed
+        inputs, targets = stack.inputs(data.x_train[idx])[seed_row], data.y_train[idx][seed_row]
+        losses = F.cross_entropy(stack.forward(inputs), targets, reduction="none").mean(1)
         optimizer.zero_grad()
         losses.sum().backward()  # tickets share no weights, so each gets its own loss's gradient
         for name, mask in stack.grad_masks.items():
