@@ -3,10 +3,13 @@ import pandas as pd
 import pytest
 import torch
 
+from ticketlib.imp import run_cohort
 from ticketlib.stats import (best_versus_worst, bootstrap_ci, by_level, difference_matrix, holm,
                              initializer_summary, jaccard, matching_level, summary_table,
                              matching_level_ci, overlap_matrix, with_ci,
-                             nearest_round, paired_comparison, pairwise_comparisons, random_jaccard)
+                             mask_overlap, nearest_round, paired_comparison, pairwise_comparisons,
+                             random_jaccard)
+from ticketlib.store import Store
 
 
 def curve(accuracies_by_seed, levels=(100.0, 80.0, 64.0, 51.2)):
@@ -125,3 +128,14 @@ def test_difference_matrix_best_versus_worst_and_summary_table():
     assert list(table.columns) == ["initializer", "dense accuracy (%)", "sparsest matching dense (%)",
                                    "accuracy at 21% (%)", "early-stop speed-up at 21%"]
     assert table.iloc[0].tolist() == ["a", "60.0 [59.0, 61.0]", "14.0 [14.0, 20.0]", "61.0 [60.0, 62.0]", 1.23]
+
+
+def test_mask_overlap_reads_without_writing(small_config, small_data, tmp_path):
+    """Analysis reads the store: runs it lacks are skipped, and no folder or file appears."""
+    store = Store(tmp_path / "runs")
+    trained = [small_config(init=init, rounds=2) for init in ("xavier_normal", "orthogonal")]
+    run_cohort(trained, store, small_data)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    pairs = mask_overlap(store, trained + [small_config(init="lecun_normal", rounds=2)], 1)
+    assert len(pairs) == 1 and 0 < pairs.jaccard.iloc[0] < 1  # the two trained runs; the third is absent
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 from dataclasses import dataclass
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -125,17 +126,22 @@ def npz_arrays(path: str):
     """The four arrays of a user's npz file, checked for presence and matching lengths."""
     if not Path(path).is_file():
         raise TicketError(f"npz file not found: {path}")
+    if not zipfile.is_zipfile(path):  # checked first: np.load would try it as a pickle and say so
+        with open(path, "rb") as file:
+            kind = "a single .npy array" if file.read(6) == b"\x93NUMPY" else "not a zip archive"
+        raise TicketError(f"{path} is {kind}, not an npz archive (numpy.savez's zip of named arrays)")
     try:
-        f = np.load(path)
+        f = np.load(path)  # allow_pickle stays off: object arrays are refused, never unpickled
     except Exception as error:
         raise TicketError(f"cannot read {path} as npz: {error}") from None
-    if not hasattr(f, "files"):
-        raise TicketError(f"{path} is a single .npy array, not an npz archive")
     with f:
         missing = [a for a in NPZ_ARRAYS if a not in f.files]
         if missing:
             raise TicketError(f"{path} lacks array(s) {', '.join(missing)}; needs {', '.join(NPZ_ARRAYS)}")
-        arrays = tuple(f[a] for a in NPZ_ARRAYS)
+        try:
+            arrays = tuple(f[a] for a in NPZ_ARRAYS)
+        except ValueError:  # object arrays: reading them would mean unpickling the file's code
+            raise TicketError(f"{path} holds object arrays, which are never unpickled; store numeric arrays") from None
     for split, (x, y) in (("train", arrays[:2]), ("test", arrays[2:])):
         if len(x) != len(y):
             raise TicketError(f"{path}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")

@@ -14,7 +14,6 @@ from .pruning import ROUNDINGS, check_rates
 from .train import ENGINE
 
 CONDITIONS = ("ticket", "reinit", "random")  # IMP ticket; same mask, fresh init; random mask, same init
-UNHASHED = ("rounds",)
 # The behaviours on which the 2020 code, its report and Frankle & Carbin differ, and their choices
 CHOICES = {
     "rewind_target": ("init", "pytorch_default"),  # the scheme's θ0, or a PyTorch-default draw made before it

@@ -126,8 +126,8 @@ def mask_overlap(store: Store, configs: list[dict], round_: int) -> pd.DataFrame
     """Jaccard overlap of the round's masks for every pair of the given (finished) runs."""
     masks = {}
     for config in configs:
-        run = store.run(config)
-        if run.has_round(round_):
+        run = store.find(config)
+        if run is not None and run.has_round(round_):
             masks[run_id(config)] = (config, run.tensors(round_, "mask"))
     rows = []
     for (_, (ca, ma)), (_, (cb, mb)) in itertools.combinations(masks.items(), 2):

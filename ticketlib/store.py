@@ -26,9 +26,9 @@ import torch
 
 from .errors import TicketError
 from .files import sync_folder, write_atomically, write_synced
-from .protocols import UNHASHED
 
 CHECKSUMS = "sha256.json"
+UNHASHED = ("rounds",)  # how far a run goes is not part of its identity: a longer grid extends it
 
 
 class CorruptStore(TicketError):
@@ -124,6 +124,11 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
             write_atomically(config_file, json.dumps(hashed_part(config), indent=1, sort_keys=True).encode())
         return Run(path, read_config(config_file))
+
+    def find(self, config: dict) -> Run | None:
+        """The run of `config` if the store has it, else None; creates nothing (for reading)."""
+        config_file = self.root / run_id(config) / "config.json"
+        return Run(config_file.parent, read_config(config_file)) if config_file.exists() else None
 
     def has_round(self, config: dict, r: int) -> bool:
         """Whether the run of `config` finished round r (creates nothing)."""
