@@ -187,3 +187,47 @@ def test_adam_matches_torch_adam_on_large_tensors():
     """Differences are those of torch's approximate square root: float32 rounding, no more."""
     for p, q in adam_against_torch([(300, 40), (300,)], "adam-test-large", sparse_grads=True):  # zeros, as pruning makes
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def elementwise_adam(params, grads_per_step, lr=1.2e-3, betas=(0.9, 0.999), eps=1e-8) -> list:
+    """Adam as adam.py documents it, one elementwise operation at a time: the unfused reference."""
+    params = [p.clone() for p in params]
+    averages, squares = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    for step, grads in enumerate(grads_per_step, 1):
+        for p, g, m, v in zip(params, grads, averages, squares):
+            m.lerp_(g, 1 - betas[0])
+            v.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
+            denom = torch.empty_like(v)
+            sqrt(v, denom)
+            denom.div_((1 - betas[1] ** float(step)) ** 0.5).add_(eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - betas[0] ** float(step)))
+    return params + averages + squares
+
+
+def test_fused_adam_steps_exactly_as_the_elementwise_operations():
+    """The fused kernel steps whole blocks, the operations the rest: together the same bits as the
+    operations alone, on sizes around the block boundary, with zeros and gradients of every scale."""
+    gen = generator("fused-adam-test")
+    shapes = [(1,), (63,), (64,), (65,), (3, 100), (300, 41)]
+    params = [torch.randn(shape, generator=gen) for shape in shapes]
+    grads_per_step = []
+    for _ in range(40):
+        grads = [torch.randn(s, generator=gen) * 10.0 ** torch.randint(-8, 3, s, generator=gen)
+                 * (torch.rand(s, generator=gen) < 0.6) for s in shapes]  # pruned entries: zero gradient
+        grads_per_step.append(grads)
+    ours = Adam([p.clone() for p in params], lr=1.2e-3)
+    assert sum(ours.fused) == 64 + 64 + 256 + 12288  # the fused kernel takes part
+    for grads in grads_per_step:
+        for p, g in zip(ours.params, grads):
+            p.grad = g.clone()
+        ours.step()
+    expected = elementwise_adam(params, grads_per_step)
+    assert all(torch.equal(a, b) for a, b in zip(ours.params + ours.exp_avg + ours.exp_avg_sq, expected))
+
+
+def test_stacks_on_cpu_stay_cache_sized_and_on_gpus_fill_memory():
+    """A ticket's numbers do not depend on its stack, so the stack size is free to follow speed."""
+    model = build_model("lenet_300_100", (1, 28, 28), 10)
+    cpu, gpu = engine.max_stack(model, "cpu"), engine.max_stack(model, "cuda:0")
+    assert (cpu, gpu) == (15, 125)  # 266,610 weights each: 2^22 and 2^25 weights a stack
+    assert engine.max_stack(build_model("conv6", (3, 32, 32), 10), "cpu") == 1
