@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ticketlib.cli import main
+from ticketlib.inits import INITIALIZERS
 
 SMALL_FLAGS = ["--dataset", "mnist1d", "--model", "lenet_300_100", "--num-samples", "1000",
                "--hidden", "32,16", "--iterations", "40", "--eval-every", "20", "--rounds", "2"]
@@ -13,7 +14,7 @@ SMALL_FLAGS = ["--dataset", "mnist1d", "--model", "lenet_300_100", "--num-sample
 def test_inits_lists_every_scheme_with_formula(capsys):
     assert main(["inits"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "(" in line and not line.startswith("16")]
-    assert len(lines) >= 16
+    assert [line.split()[0] for line in lines] == list(INITIALIZERS)  # each scheme once, in registry order
     assert any(line.startswith("kaiming_normal") and "N(0, 2/fan_in)" in line for line in lines)
 
 

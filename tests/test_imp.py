@@ -87,6 +87,22 @@ def test_late_rewinding_restores_iteration_k(small_config, small_data, store, sp
     assert run.metrics(1)["rows"][0]["iteration"] == 20
 
 
+def test_controls_under_late_rewinding(small_config, small_data, store, spy):
+    """The random control rewinds to the ticket's iteration k (its own mask); the reinit control
+    has no iteration k of its own draw to go back to, so it trains θ0' from iteration 0."""
+    configs = [small_config(rewind_iteration=20, rounds=2, condition=c) for c in ("ticket", "reinit", "random")]
+    imp.run_cohort(configs, store, small_data)
+    rewind = store.run(configs[0]).tensors(0, "rewind")
+    theta0_prime = initial_state(configs[1], "reinit")
+    round_1 = [call for stack in spy[-2:] for call in stack]  # round 1: stacks by start iteration
+    starts = sorted(call["start"] for call in round_1)
+    assert starts == [0, 20, 20]
+    reinit = next(call for call in round_1 if call["start"] == 0)
+    assert all(torch.equal(reinit["state"][k], theta0_prime[k]) for k in theta0_prime)
+    for call in (call for call in round_1 if call["start"] == 20):  # ticket and random
+        assert all(torch.equal(call["state"][k], rewind[k]) for k in rewind)
+
+
 def test_same_config_twice_gives_identical_results(small_config, small_data, tmp_path):
     config = small_config(init="kaiming_uniform", seed=5, condition="random")
     runs = []

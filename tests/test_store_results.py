@@ -40,6 +40,8 @@ def test_tidy_table_has_one_row_per_evaluation(small_config, small_data, store, 
     assert list(table.columns[:len(KEY_COLUMNS)]) == KEY_COLUMNS
     assert len(table) == 8 * 2 * 4  # runs × rounds × evaluations (iterations 0, 20, 40, 60)
     assert table.groupby(["run_id", "round"]).is_early_stop.sum().eq(1).all()
+    lowest = table.loc[table.groupby(["run_id", "round"]).val_loss.idxmin()]  # first row of the minimum
+    assert lowest.is_early_stop.all() and lowest.val_loss.nunique() > 1
     assert sorted(table.weights_remaining.round(2).unique()) == [80.84, 100.0]  # (1952 - 256 - 102 - 16) / 1952 kept
     assert table.val_loss.notna().all()
     tested = table.is_early_stop | (table.iteration == 60)  # test_at early_stop: the early-stop and last rows

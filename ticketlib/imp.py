@@ -7,6 +7,8 @@ iteration k of round 0 (late rewinding), or a PyTorch-default draw made apart fr
   ticket  IMP's mask, rewound as above
   reinit  the ticket's mask of that round, with a fresh draw θ0' (other seed) in place of θ0
   random  a random mask with the ticket's per-tensor counts (nested across rounds), rewound as the ticket
+Under late rewinding (iteration k), ticket and random go back to the ticket's weights at k and
+train from k; reinit trains its fresh draw θ0' from iteration 0 (it has no iteration k of its own).
 A control needs its ticket's mask of the same round, so controls run beside their ticket. With
 `optimizer_state: keep`, a round's Adam goes on from the previous round's (its moments masked);
 with `data_order: continuous`, round r's minibatches go on where round r-1's stopped.
