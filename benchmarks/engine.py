@@ -78,12 +78,9 @@ def compare(dataset: str, num_samples, rounds: int, iterations: int, data_root: 
 
 def sgemm_rate(n: int = 1024, repeats: int = 20) -> float:
     """Single-thread fp32 GEMM rate (GFLOP/s) of an n × n product: the machine's reference."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    seconds = timed(lambda: [torch.mm(a, b) for _ in range(repeats)])
-    torch.set_num_threads(threads)
+    one_thread(lambda: torch.mm(a, b))  # warm-up
+    seconds = one_thread(lambda: [torch.mm(a, b) for _ in range(repeats)])
     return 2 * n ** 3 * repeats / seconds / 1e9
 
 

@@ -4,8 +4,9 @@
     python benchmarks/sparse_crossover.py --dataset mnist   # 784 inputs, about 6 minutes
 
 Whole training steps (forward, backward, Adam, evaluation) of LeNet-300-100, for a stack of
-tickets pruned by IMP's layerwise rates to several densities, on one thread as in a worker:
-milliseconds per ticket-step with every layer dense vs with the fc layers block-sparse.
+tickets pruned by IMP's layerwise rates for several rounds (engine.py's `stack_jobs`), on one
+thread as in a worker: milliseconds per ticket-step with every layer dense vs with the fc
+layers block-sparse.
 """
 import argparse
 import time
@@ -13,34 +14,20 @@ from pathlib import Path
 
 import torch
 
-import ticketlib.train as engine
+import ticketlib.train as trainer
+from engine import stack_jobs
 from ticketlib.datasets import load_dataset
-from ticketlib.inits import INITIALIZERS, initialize
-from ticketlib.models import build_model, prunable_tensors
-from ticketlib.pruning import full_mask, magnitude_prune
+from ticketlib.models import build_model
 from ticketlib.protocols import make_run
 
 ITERATIONS = 200
-SCHEMES = list(INITIALIZERS)[:8]
-TARGETS = [0.65, 0.52, 0.42, 0.33, 0.27, 0.21, 0.11]  # fc density to prune down to (IMP steps of 20%)
-
-
-def tickets(model, config, count: int, density: float) -> list:
-    kinds = prunable_tensors(model, False)
-    jobs = []
-    for k in range(count):
-        state = initialize(model, SCHEMES[k % 8], 1.0, "default", k // 8, "init")
-        mask = full_mask({n: state[n] for n in kinds})
-        while mask["hidden.0.weight"].float().mean() > density:
-            mask = magnitude_prune(state, mask, kinds, config["prune_rates"], "layerwise")
-        jobs.append(engine.Job(state, mask, k // 8))
-    return jobs
+ROUNDS = [2, 3, 4, 5, 6, 7, 10]  # IMP prunings: fc density 0.64, 0.51, 0.41, 0.33, 0.26, 0.21, 0.11
 
 
 def milliseconds_per_ticket_step(model, jobs, data, config, sparse_below: float) -> float:
-    engine.SPARSE_BELOW = sparse_below
+    trainer.SPARSE_BELOW = sparse_below
     start = time.perf_counter()
-    engine.train(model, jobs, data, config, 0, ITERATIONS)
+    trainer.train(model, jobs, data, config, 0, ITERATIONS)
     return (time.perf_counter() - start) / len(jobs) / ITERATIONS * 1e3
 
 
@@ -55,8 +42,8 @@ def main():
     print("| stack | fc density | dense (ms/ticket-step) | block-sparse | sparse / dense |")
     print("|---|---|---|---|---|")
     for count in (8, 40):
-        for target in TARGETS:
-            jobs = tickets(model, config, count, target)
+        for rounds in ROUNDS:
+            jobs = stack_jobs(model, count, config, rounds=rounds)
             dense, sparse = (milliseconds_per_ticket_step(model, jobs, data, config, below) for below in (0.0, 1.0))
             density = jobs[0].mask["hidden.0.weight"].float().mean()
             print(f"| {count} | {density:.2f} | {dense:.3f} | {sparse:.3f} | {sparse / dense:.2f} |", flush=True)

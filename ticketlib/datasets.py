@@ -12,8 +12,8 @@ they are (`input_norm="none"`: images as pixels in [0, 1], as the 2020 study had
 import hashlib
 import os
 import random
-from dataclasses import dataclass
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
