@@ -1,11 +1,13 @@
-# The two commands that matter:  make study  (runs the study)  and  make test  (runs the tests).
-# Both create .venv with python3 and install pinned dependencies first.
+# The two commands that matter:  make study  (rebuilds every figure, table, value and the paper from
+# the shipped results in results/, training nothing)  and  make test  (runs the tests).
+# Both create .venv with python3 and install pinned dependencies first. make retrain recomputes the
+# shipped results from an empty (or partial) run store, then runs make study.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study data results paper lab constraints clean-venv
+.PHONY: setup test study retrain data results paper lab constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -20,16 +22,28 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest
 
-# One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb
-STUDY_RUNS := $(sort $(wildcard notebooks/params/*.yaml))
+# One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb;
+# each writes figures/ and paper/generated/ (a fresh manifest: the paper takes nothing from earlier builds)
+STUDY_RUNS  := $(sort $(wildcard notebooks/params/*.yaml))
+STUDY_GRIDS := $(sort $(foreach params,$(STUDY_RUNS),$(shell sed -n 's/^grid: *//p' $(params))))
 study: setup
+	rm -rf paper/generated
 	mkdir -p build/notebooks
 	for params in $(STUDY_RUNS); do \
 	  run=$$(basename $$params .yaml); \
 	  $(BIN)/papermill notebooks/$${run%%.*}.ipynb build/notebooks/$$run.ipynb --cwd notebooks -f $$params \
-	    || exit 1; \
+	    --no-progress-bar --log-level WARNING || exit 1; \
 	done
-	$(MAKE) results paper
+	$(MAKE) paper
+
+# Every grid the study reads, trained into $(STORE) (finished rounds are kept: a killed run resumes)
+# and exported to results/GRID/ as soon as it is done, then the study rebuilt from them
+retrain: setup
+	for grid in $(STUDY_GRIDS); do \
+	  $(BIN)/ticketlib run --config configs/$$grid.yaml --store $(STORE) && \
+	  $(BIN)/ticketlib export $$grid --store $(STORE) || exit 1; \
+	done
+	$(MAKE) study
 
 # MNIST and Fashion-MNIST into data/datasets/, checked (the first run that needs them does the same)
 data: setup

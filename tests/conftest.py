@@ -29,3 +29,18 @@ def small_config():
         return make_run("mnist1d", "lenet_300_100", init, seed, protocol, condition,
                         **{**SMALL, "val_size": 80, **overrides})
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tmp_path_factory, data_root):
+    """A tiny grid trained once and exported as results/tiny/: 2 inits × 2 seeds, tickets and random
+    pruning, 3 rounds. Returns (folder holding runs/ and results/, configs)."""
+    from ticketlib.grid import expand_grid, run_grid
+    from ticketlib.results import export_grid
+
+    root = tmp_path_factory.mktemp("tiny")
+    configs = expand_grid(["mnist1d"], ["lenet_300_100"], ["xavier_normal", "lecun_uniform"], [0, 1],
+                          ["ticket", "random"], **{**SMALL, "val_size": 80})
+    run_grid(configs, Store(root / "runs"), "cpu", data_root=data_root, workers=1, progress=False)
+    export_grid("tiny", configs, root / "runs", root / "results")
+    return root, configs

@@ -136,14 +136,15 @@ def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
 
 
 @pytest.mark.parametrize("parameters,message", [
-    (dict(schemes=["he_normal"]), "unknown init 'he_normal'"),
-    (dict(executor="spark"), "unknown executor 'spark'; valid: dask, local"),
-], ids=["scheme", "executor"])
+    (dict(grid="mnist_nope"), "no results for grid 'mnist_nope' in ../results; grids there: "),
+    (dict(results_dir="../elsewhere"), "no results for grid 'mnist1d_main' in ../elsewhere; grids there: none"),
+], ids=["grid", "results_dir"])
 def test_bad_notebook_parameters(tmp_path, parameters, message):
     shutil.copytree(NOTEBOOKS, tmp_path / "notebooks")
+    shutil.copytree(NOTEBOOKS.parent / "results", tmp_path / "results")
     argv = [sys.executable, "-m", "papermill", "03_imp.ipynb", str(tmp_path / "out.ipynb"), "--cwd", ".",
             "--no-progress-bar", "-y", str(parameters)]
     result = subprocess.run(argv, cwd=tmp_path / "notebooks", capture_output=True, text=True)
     assert result.returncode != 0
     assert f"TicketError: {message}" in result.stderr, result.stderr[-2000:]
-    assert not list(tmp_path.glob("data/runs/*/round_*"))
+    assert not (tmp_path / "build").exists()  # nothing written

@@ -41,6 +41,14 @@ def test_run_and_results_end_to_end(tmp_path):
     assert [list(v.round(2)) for v in remaining] == [[100.0], [80.84], [65.42]]  # (819 + 328 + 130) / 1952 in round 2
     summary = subprocess.run([script, "results", "--store", tmp_path / "runs"], capture_output=True, text=True)
     assert "kaiming_normal" in summary.stdout and "65.42" in summary.stdout
+    grid_export = subprocess.run([script, "export", grid, "--store", tmp_path / "runs", "--out", tmp_path / "results"],
+                                 capture_output=True, text=True)
+    assert grid_export.stdout == f"grid grid: 8 runs → {tmp_path / 'results' / 'grid'}/\n", grid_export.stderr
+    assert sorted(p.name for p in (tmp_path / "results" / "grid").iterdir()) == ["grid.json", "masks.npz", "table.parquet"]
+    grid.write_text(grid.read_text().replace("rounds: 3", "rounds: 4"))
+    unfinished = subprocess.run([script, "export", grid, "--store", tmp_path / "runs", "--out", tmp_path / "results"],
+                                capture_output=True, text=True)
+    assert unfinished.returncode == 2 and "grid grid is not finished" in unfinished.stderr
 
 
 def test_flags_override_yaml(tmp_path, capsys):

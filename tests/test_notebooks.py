@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 BOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 @pytest.fixture
 def scratch(tmp_path):
     shutil.copytree(NOTEBOOKS, tmp_path / "notebooks")
+    shutil.copytree(ROOT / "results", tmp_path / "results")
     return tmp_path
 
 
@@ -35,50 +37,62 @@ def test_parameters_are_documented_literals(path):
 
 
 def test_notebooks_pass_nbval(scratch):
-    """Every notebook runs with its defaults; cells marked NBVAL_CHECK_OUTPUT must reproduce their output."""
+    """Every notebook runs with its defaults on the shipped results; cells marked NBVAL_CHECK_OUTPUT
+    must reproduce their stored output; exploratory outputs stay out of the study's folders."""
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
                              "notebooks"], cwd=scratch, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert (scratch / "figures" / "imp_mnist1d_frankle2019.png").is_file()
+    assert (scratch / "build" / "exploratory" / "figures" / "imp_mnist1d_main.png").is_file()
+    assert not (scratch / "figures").exists() and not (scratch / "paper").exists()
 
 
-def test_papermill_smoke_run_with_tiny_parameters(scratch):
+def test_stored_outputs_hold_no_machine_paths_or_progress_bars():
+    for book in BOOKS:
+        for cell in json.loads(book.read_text())["cells"]:
+            text = json.dumps(cell.get("outputs", []))
+            assert "/work/" not in text and "/tmp/" not in text and "it/s" not in text, book.name
+            assert not any(o.get("name") == "stderr" for o in cell.get("outputs", [])), book.name
+
+
+def test_papermill_publishes_a_grid_with_its_provenance(scratch, tiny_grid):
     import papermill
-    output = scratch / "imp_out.ipynb"
-    papermill.execute_notebook(str(scratch / "notebooks" / "03_imp.ipynb"), str(output),
-                               parameters=dict(schemes=["lecun_uniform", "orthogonal"], seeds=[3], rounds=2,
-                                               iterations=40, eval_every=20, num_samples=1000, workers=1),
+    root, _ = tiny_grid
+    papermill.execute_notebook(str(scratch / "notebooks" / "03_imp.ipynb"), str(scratch / "imp_out.ipynb"),
+                               parameters=dict(grid="tiny", results_dir=str(root / "results"), publish=True,
+                                               root=str(scratch)),
                                cwd=str(scratch / "notebooks"), progress_bar=False)
-    table = (scratch / "paper" / "generated" / "imp_mnist1d_frankle2019.md").read_text()
-    assert table.splitlines()[0] == "| init | 100.0% | 80.2% |"  # the two rounds' levels
-    assert [line.split(" |")[0] for line in table.splitlines()[2:]] == ["| lecun_uniform", "| orthogonal"]
+    table = (scratch / "paper" / "generated" / "imp_tiny.md").read_text()
+    assert table.splitlines()[0] == "| initializer | 100.0% | 80.8% | 65.4% |"  # 1952, 1578, 1277 weights kept
+    assert [line.split(" |")[0] for line in table.splitlines()[2:]] == ["| xavier_normal", "| lecun_uniform"]
     for suffix in ("png", "pdf"):
-        assert (scratch / "figures" / f"imp_mnist1d_frankle2019.{suffix}").stat().st_size > 1000
+        assert (scratch / "figures" / f"imp_tiny.{suffix}").stat().st_size > 1000
+    manifest = json.loads((scratch / "paper" / "generated" / "manifest.json").read_text())
+    assert {s["grid"] for key in ("figure:imp_tiny", "table:imp_tiny", "value:imp.tiny.seeds")
+            for s in manifest[key]} == {"tiny"}
 
 
 def notebook_defaults(path: Path) -> dict:
     return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(parameters_cell(path)).body}
 
 
-PARAMS = sorted((NOTEBOOKS / "params").rglob("*.yaml"))
+PARAMS = sorted((NOTEBOOKS / "params").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=[p.stem for p in PARAMS])
-def test_parameter_files_name_real_parameters_and_valid_grids(path):
+def test_parameter_files_name_real_parameters_and_current_results(path):
+    """Each study parameter file names its notebook's parameters, and its grid's shipped results were
+    exported from the grid file as it is now (same runs, engine version and rounds)."""
     import yaml
-    from ticketlib.grid import expand_grid
-    from ticketlib.inits import resolve
+    from ticketlib.cli import build_parser, grid_configs, yaml_arguments
+    from ticketlib.results import grid_hash
 
     notebook = NOTEBOOKS / f"{path.name.split('.')[0]}.ipynb"
     assert notebook.is_file(), f"{path.name} names no notebook"
-    defaults = notebook_defaults(notebook)
     given = yaml.safe_load(path.read_text())
-    assert set(given) <= set(defaults), f"{path.name}: unknown parameters {set(given) - set(defaults)}"
-    p = {**defaults, **given}
-    if "seeds" in p:  # a training notebook: its grid must validate (names, rates, budgets)
-        budget = dict(iterations=p["iterations"]) if p["iterations"] else dict(epochs=p["epochs"])
-        configs = expand_grid([p["dataset"]], [p["model"]], resolve(p["schemes"]), p["seeds"], ["ticket"],
-                              p.get("scales", [None]), p["protocol"], rounds=p["rounds"],
-                              eval_every=p["eval_every"] or None,
-                              num_samples=p["num_samples"] if p["dataset"] == "mnist1d" else None, **budget)
-        assert configs
+    assert set(given) <= set(notebook_defaults(notebook)), f"{path.name}: unknown parameters"
+    assert given.get("publish") is True, f"{path.name}: the study's parameter files publish"
+    if "grid" in given:
+        grid_file = ROOT / "configs" / f"{given['grid']}.yaml"
+        configs = grid_configs(build_parser().parse_args(["run", *yaml_arguments(str(grid_file))]))
+        identity = json.loads((ROOT / "results" / given["grid"] / "grid.json").read_text())
+        assert identity["grid_hash"] == grid_hash(configs), f"results/{given['grid']} is stale: export it again"

@@ -1,10 +1,12 @@
 import json
+import shutil
 
 import pytest
 
+from ticketlib.artefacts import Outputs
 from ticketlib.errors import TicketError
-from ticketlib.figures import save_values
-from ticketlib.paper import build, fill, number_references
+from ticketlib.paper import build, check_provenance, fill, number_references
+from ticketlib.results import export_grid, load_grid
 
 TEMPLATE = """---
 title: A test paper
@@ -32,7 +34,6 @@ def paper(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from ticketlib.figures import save, save_table
     import pandas as pd
 
     (tmp_path / "paper").mkdir()
@@ -40,10 +41,11 @@ def paper(tmp_path):
     (tmp_path / "paper" / "references.bib").write_text(BIB)
     fig, ax = plt.subplots()
     ax.plot([1, 2], [3, 4])
-    save(fig, "curve", tmp_path / "figures")
-    save_table(pd.DataFrame({"level": [100, 50], "acc": [0.6, 0.61]}), "numbers", tmp_path / "paper" / "generated")
-    save_values({"dense_acc": 60.1}, tmp_path / "paper" / "generated")
-    save_values({"seeds": 5}, tmp_path / "paper" / "generated")
+    out = Outputs([], publish=True, root=tmp_path)  # artefacts of no grid
+    out.figure(fig, "curve")
+    out.table(pd.DataFrame({"level": [100, 50], "acc": [0.6, 0.61]}), "numbers")
+    out.values({"dense_acc": 60.1})
+    Outputs([], publish=True, root=tmp_path).values({"seeds": 5})
     return tmp_path
 
 
@@ -67,7 +69,7 @@ def test_references_are_numbered_in_order():
 
 
 def test_build_makes_self_contained_html_and_pdf(paper):
-    html, pdf = build(paper / "paper", paper / "figures", paper / "paper")
+    html, pdf = build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
     page = html.read_text()
     assert "data:image/png;base64," in page and "Figure 1" in page and "Table 1" in page
     assert "Dense accuracy was 60.1% over 5 seeds" in page and "Frankle" in page  # value, citation
@@ -80,8 +82,58 @@ def test_build_refuses_todo_and_missing_figures(paper):
     source = paper / "paper" / "paper.md"
     source.write_text(TEMPLATE.replace("# Results", "# Results\n\nTODO: finish"))
     with pytest.raises(TicketError, match="TODO"):
-        build(paper / "paper", paper / "figures", paper / "paper")
+        build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
     source.write_text(TEMPLATE)
     (paper / "figures" / "curve.pdf").unlink()
     with pytest.raises(TicketError, match="curve.pdf"):
-        build(paper / "paper", paper / "figures", paper / "paper")
+        build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
+
+
+PROVENANCE_TEXT = """# Results
+
+<!-- grids: tiny other -->
+Dense {{imp.dense}}, sparse {{imp.sparse}}; ![](figures/curve)
+
+# Discussion
+
+Only {{imp.dense}}.
+"""
+
+
+def test_provenance_records_grids_and_refuses_unrecorded_stale_and_mixed_inputs(tiny_grid, tmp_path):
+    root, configs = tiny_grid
+    shutil.copytree(root / "results", tmp_path / "results")
+    grid = load_grid("tiny", tmp_path / "results")
+    Outputs([grid], publish=True, root=tmp_path).values({"imp.dense": 1, "imp.sparse": 2})
+    manifest = lambda: json.loads((tmp_path / "paper" / "generated" / "manifest.json").read_text())  # noqa: E731
+    assert manifest()["value:imp.dense"] == [{k: grid.identity[k] for k in ("grid", "grid_hash", "table_sha256")}]
+    with pytest.raises(TicketError, match=r"not written in this build .*: figure:curve"):
+        check_provenance(PROVENANCE_TEXT, manifest(), tmp_path / "results")
+    Outputs([], publish=True, root=tmp_path).record({"figure:curve"})
+    assert [g["grid"] for g in check_provenance(PROVENANCE_TEXT, manifest(), tmp_path / "results")] == ["tiny"]
+    # one value re-made from the grid exported with a round fewer: the section mixes two versions of it
+    export_grid("tiny", [{**c, "rounds": 2} for c in configs], root / "runs", tmp_path / "results")
+    Outputs([load_grid("tiny", tmp_path / "results")], publish=True, root=tmp_path).values({"imp.sparse": 3})
+    with pytest.raises(TicketError) as refused:
+        check_provenance(PROVENANCE_TEXT, manifest(), tmp_path / "results")
+    assert "section 'Results' mixes results of grid tiny" in str(refused.value)
+    assert "stale: value:imp.dense made from grid tiny" in str(refused.value)  # its results changed since
+    assert "section 'Discussion'" not in str(refused.value)
+
+
+def test_sections_drawing_on_several_grids_must_declare_them(tmp_path):
+    sources = {"a": [dict(grid="g1", grid_hash="1", table_sha256="1")],
+               "b": [dict(grid="g2", grid_hash="2", table_sha256="2")]}
+    manifest = {"value:a": sources["a"], "value:b": sources["b"]}
+    for grid in ("g1", "g2"):
+        (tmp_path / grid).mkdir()
+        (tmp_path / grid / "grid.json").write_text(json.dumps(dict(grid_hash=grid[1], table_sha256=grid[1])))
+    with pytest.raises(TicketError, match=r"section 'R' draws on grids g1, g2; declare them with <!-- grids: g1 g2 -->"):
+        check_provenance("# R\n{{a}} {{b}}", manifest, tmp_path)
+    assert len(check_provenance("# R\n<!-- grids: g1 g2 -->\n{{a}} {{b}}", manifest, tmp_path)) == 2
+
+
+def test_exploratory_outputs_never_touch_the_study(tmp_path):
+    Outputs([], publish=False, root=tmp_path).values({"x": 1})
+    assert (tmp_path / "build" / "exploratory" / "generated" / "values.json").is_file()
+    assert not (tmp_path / "paper").exists() and not (tmp_path / "figures").exists()

@@ -3,13 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ticketlib.imp import run_cohort
-from ticketlib.stats import (best_versus_worst, bootstrap_ci, by_level, difference_matrix, holm,
-                             initializer_summary, jaccard, matching_level, summary_table,
-                             matching_level_ci, overlap_matrix, with_ci,
-                             mask_overlap, nearest_round, paired_comparison, pairwise_comparisons,
-                             random_jaccard)
-from ticketlib.store import Store
+from ticketlib.errors import TicketError
+from ticketlib.report import best_versus_worst, difference_matrix, summary_table, with_ci
+from ticketlib.stats import (by_level, control_gaps, early_stops, holm, initializer_summary, jaccard, mask_overlap,
+                             matching_level, matching_range, mean_ci, nearest_round, overlap_matrix,
+                             paired_comparison, pairwise_comparisons, random_jaccard, t_interval)
 
 
 def curve(accuracies_by_seed, levels=(100.0, 80.0, 64.0, 51.2)):
@@ -18,26 +16,37 @@ def curve(accuracies_by_seed, levels=(100.0, 80.0, 64.0, 51.2)):
                          for s, accs in enumerate(accuracies_by_seed) for r, a in enumerate(accs)])
 
 
-def test_bootstrap_interval_covers_the_mean_and_shrinks_with_n():
-    rng = np.random.default_rng(1)
-    small, large = rng.normal(0.7, 0.02, 5), rng.normal(0.7, 0.02, 500)
-    lo_s, hi_s = bootstrap_ci(small)
-    lo_l, hi_l = bootstrap_ci(large)
-    assert lo_s < small.mean() < hi_s and lo_l < 0.7 < hi_l
-    assert hi_l - lo_l < hi_s - lo_s
-    assert np.isnan(bootstrap_ci([0.5])).all()
+def test_t_interval_holds_its_coverage_at_few_seeds():
+    """Nominal 95%: 93–97% of intervals over n = 3, 5, 10 draws cover the true mean, for normal and
+    for skewed (gamma, skewness 1) values, and for paired differences with a shared seed effect."""
+    rng = np.random.default_rng(0)
+    draws = {"normal": (lambda shape: rng.normal(0.7, 0.02, shape), 0.7),
+             "skewed": (lambda shape: 0.6 + rng.gamma(4.0, 0.01, shape), 0.64)}
+    for n in (3, 5, 10):
+        for name, (draw, true) in draws.items():
+            bounds = np.array([t_interval(row) for row in draw((4000, n))])
+            coverage = np.mean((bounds[:, 0] <= true) & (true <= bounds[:, 1]))
+            assert 0.93 <= coverage <= 0.97, (name, n, coverage)
+    seed_effect = rng.normal(0.70, 0.02, (4000, 5))
+    a = seed_effect + rng.normal(0, 0.005, (4000, 5))
+    b = seed_effect - 0.01 + rng.normal(0, 0.005, (4000, 5))  # true difference 0.01
+    bounds = np.array([t_interval(row) for row in a - b])
+    assert 0.93 <= np.mean((bounds[:, 0] <= 0.01) & (0.01 <= bounds[:, 1])) <= 0.97
 
 
-def test_bootstrap_interval_does_not_depend_on_row_order():
-    values = np.random.default_rng(2).normal(0.6, 0.05, 5)
-    assert bootstrap_ci(values) == bootstrap_ci(values[::-1]) == bootstrap_ci(np.roll(values, 2))
+def test_t_interval_exact_values_and_degenerate_cases():
+    low, high = t_interval([1.0, 2.0, 3.0])  # mean 2, s = 1, t(0.975, 2) = 4.3027
+    assert (low, high) == pytest.approx((2 - 4.302653 / np.sqrt(3), 2 + 4.302653 / np.sqrt(3)))
+    assert np.isnan(t_interval([0.5])).all() and t_interval([0.4, 0.4]) == (0.4, 0.4)
+    assert np.isnan(mean_ci([])).all()
 
 
 def test_by_level_reports_mean_and_interval_per_round():
     table = by_level(curve([[0.60, 0.62, 0.61, 0.55], [0.62, 0.64, 0.63, 0.57]]), "test_acc")
     assert list(table["round"]) == [0, 1, 2, 3] and list(table.seeds) == [2] * 4
     assert table["mean"].tolist() == pytest.approx([0.61, 0.63, 0.62, 0.56])
-    assert (table.low <= table["mean"]).all() and (table["mean"] <= table.high).all()
+    half = 12.706205 * np.std([0.60, 0.62], ddof=1) / np.sqrt(2)  # t(0.975, 1)
+    assert table.low.tolist() == pytest.approx([m - half for m in [0.61, 0.63, 0.62, 0.56]])
 
 
 def test_matching_level_is_the_sparsest_level_at_or_above_dense():
@@ -46,10 +55,39 @@ def test_matching_level_is_the_sparsest_level_at_or_above_dense():
     assert matching_level(curve([[0.60, 0.59, 0.58, 0.55]])) == 100.0
     assert matching_level(curve([[0.60, 0.59, 0.58, 0.55]]), tolerance=0.02) == 64.0
     assert matching_level(curve([[0.60, 0.62, 0.61, 0.55], [0.62, 0.60, 0.62, 0.57]])) == 64.0  # means over seeds
-    point, low, high = matching_level_ci(curve([[0.60, 0.62, 0.61, 0.55], [0.60, 0.58, 0.57, 0.50],
-                                                [0.60, 0.63, 0.62, 0.61]]))
-    # seeds resampled as whole curves: seed 1 alone never matches (100), seed 2 alone matches at 51.2
-    assert (point, low, high) == (64.0, 51.2, 100.0)
+
+
+def test_matching_is_undefined_when_the_dense_network_does_not_train():
+    assert np.isnan(matching_level(curve([[0.50, 0.52, 0.51, 0.55]])))  # below (1 + 0.1) / 2 = 55%
+    assert matching_level(curve([[0.56, 0.52, 0.51, 0.55]])) == 100.0
+    assert np.isnan(matching_range(curve([[0.30, 0.35, 0.4, 0.45], [0.31, 0.36, 0.4, 0.46]]))).all()
+
+
+def test_matching_range_from_paired_intervals():
+    # seed pairs: level 80 clearly above dense, 64 within noise of it, 51.2 clearly below
+    point, not_ruled_out, confirmed = matching_range(curve([[0.60, 0.62, 0.61, 0.55], [0.60, 0.621, 0.595, 0.56],
+                                                            [0.60, 0.619, 0.60, 0.555]]))
+    assert (point, not_ruled_out, confirmed) == (64.0, 64.0, 80.0)
+    assert np.isnan(matching_range(curve([[0.60, 0.62, 0.61, 0.55]]))[1:]).all()  # one seed: no interval
+
+
+def test_diverged_runs_count_as_failures_at_their_round_and_after():
+    rows = []
+    for seed, diverge_at in ((0, None), (1, 1)):
+        for r, level in enumerate((100.0, 80.0, 64.0)):
+            if diverge_at is not None and r > diverge_at:
+                break
+            failed = r == diverge_at
+            rows += [dict(run_id=f"r{seed}", init="x", condition="ticket", seed=seed, round=r, weights_remaining=level,
+                          iteration=i, val_loss=np.nan if failed else 1.0 - i / 100, val_acc=0.5, test_acc=0.6,
+                          is_early_stop=(not failed and i == 40), diverged=failed) for i in (20, 40)]
+    stops = early_stops(pd.DataFrame(rows))
+    assert stops[["run_id", "round", "failed"]].values.tolist() == [
+        ["r0", 0, False], ["r0", 1, False], ["r0", 2, False], ["r1", 0, False], ["r1", 1, True], ["r1", 2, True]]
+    failed = stops[stops.failed]
+    assert failed.test_acc.tolist() == [0.1, 0.1] and failed.weights_remaining.tolist() == [80.0, 64.0]
+    levels = by_level(stops, "test_acc", keys=["init"])
+    assert levels.failed.tolist() == [0, 1, 1] and levels["mean"].tolist() == pytest.approx([0.6, 0.35, 0.35])
 
 
 def test_nearest_round_on_log_scale():
@@ -67,7 +105,7 @@ def test_paired_comparison_uses_seed_pairs():
 
 
 def test_pairwise_comparisons_and_holm():
-    rows = [dict(init=i, seed=s, round=1, test_acc=base + 0.001 * s)
+    rows = [dict(init=i, condition="ticket", seed=s, round=1, test_acc=base + 0.001 * s)
             for i, base in (("a", 0.7), ("b", 0.7), ("c", 0.6)) for s in range(4)]
     rows[0]["test_acc"] += 0.0001  # break exact equality of a and b
     table = pairwise_comparisons(pd.DataFrame(rows), 1)
@@ -95,9 +133,14 @@ def test_initializer_summary_and_overlap_matrix():
     summary = initializer_summary(pd.DataFrame(rows), levels=(21.1, 7.0, 1.8)).set_index("init")
     assert summary.loc["a", "dense"] == pytest.approx(60.2) and summary.loc["a", "seeds"] == 3
     assert summary.loc["a", "matching"] == 21.0 and summary.loc["b", "peak_level"] == 21.0
-    assert summary.loc["a", "peak_gain"] == pytest.approx(2.0)
+    # every seed gains exactly 1 and 2 points at 50% and 21%: both confirmed, 7.2% (−5) ruled out
+    assert (summary.loc["a", "matching_low"], summary.loc["a", "matching_high"]) == (21.0, 21.0)
+    assert summary.loc["a", "peak_gain"] == pytest.approx(2.0) and "peak_gain_low" not in summary
+    assert summary.loc["a", "failed"] == 0
     assert summary.loc["a", "acc_7"] == pytest.approx(55.2) and np.isnan(summary.loc["a", "acc_1.8"])
     assert summary.loc["a", "speedup"] == pytest.approx(2.0) and summary.loc["a", "speedup_level"] == 21.0
+    far = initializer_summary(pd.DataFrame(rows), levels=(), speedup_at=1.8)  # no round within ×1.25 of 1.8%
+    assert far.speedup.isna().all() and far.speedup_level.isna().all()
     pairs = pd.DataFrame([dict(init_a="a", seed_a=0, init_b="b", seed_b=0, jaccard=0.5),
                           dict(init_a="a", seed_a=1, init_b="b", seed_b=1, jaccard=0.7),
                           dict(init_a="a", seed_a=0, init_b="a", seed_b=1, jaccard=0.4),
@@ -124,19 +167,43 @@ def test_difference_matrix_best_versus_worst_and_summary_table():
     summary = pd.DataFrame([dict(init="a", dense=60.0, dense_low=59.0, dense_high=61.0, matching=14.0,
                                  matching_low=14.0, matching_high=20.0, acc_21=61.0, acc_21_low=60.0,
                                  acc_21_high=62.0, **{"acc_1.8": np.nan, "acc_1.8_low": np.nan,
-                                                      "acc_1.8_high": np.nan}, speedup=1.234)])
+                                                      "acc_1.8_high": np.nan}, speedup=1.234, seeds=4, failed=0)])
     table = summary_table(summary, [21, 1.8], 21)
     assert list(table.columns) == ["initializer", "dense accuracy (%)", "sparsest matching dense (%)",
                                    "accuracy at 21% (%)", "early-stop speed-up at 21%"]
     assert table.iloc[0].tolist() == ["a", "60.0 [59.0, 61.0]", "14.0 [14.0, 20.0]", "61.0 [60.0, 62.0]", 1.23]
 
 
-def test_mask_overlap_reads_without_writing(small_config, small_data, tmp_path):
-    """Analysis reads the store: runs it lacks are skipped, and no folder or file appears."""
-    store = Store(tmp_path / "runs")
-    trained = [small_config(init=init, rounds=2) for init in ("xavier_normal", "orthogonal")]
-    run_cohort(trained, store, small_data)
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    pairs = mask_overlap(store, trained + [small_config(init="lecun_normal", rounds=2)], 1)
-    assert len(pairs) == 1 and 0 < pairs.jaccard.iloc[0] < 1  # the two trained runs; the third is absent
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+def test_mask_overlap_pairs_every_mask():
+    masks = {("a", 0): {"w": np.array([True, True, False, False])}, ("b", 0): {"w": np.array([True, False, True, False])},
+             ("a", 1): {"w": np.array([True, True, False, False])}}
+    pairs = mask_overlap(masks)
+    assert pairs[["init_a", "seed_a", "init_b", "seed_b"]].values.tolist() == [["a", 0, "a", 1], ["a", 0, "b", 0],
+                                                                             ["a", 1, "b", 0]]
+    assert pairs.jaccard.tolist() == pytest.approx([1.0, 1 / 3, 1 / 3])
+
+
+def test_analysis_refuses_a_table_that_mixes_setups():
+    rows = [dict(init=i, condition="ticket", seed=s, round=1, lr=lr, test_acc=0.6 + 0.01 * s)
+            for i in ("a", "b") for s in range(3) for lr in (1e-3, 2e-3)]
+    with pytest.raises(TicketError, match="differ in lr"):
+        pairwise_comparisons(pd.DataFrame(rows), 1)
+    with pytest.raises(TicketError, match="differ in lr"):
+        by_level(pd.DataFrame(rows).assign(weights_remaining=50.0), "test_acc", keys=["init"])
+    controls = pd.DataFrame(rows[:6]).assign(condition="reinit", test_acc=0.5)  # lr 1e-3 only below
+    one = pd.DataFrame([r for r in rows if r["lr"] == 1e-3])
+    assert len(pairwise_comparisons(pd.concat([one, controls]), 1)) == 1  # controls are left out, not compared
+
+
+def test_control_gaps_are_paired_by_seed_and_averaged_per_seed():
+    rows = []
+    for init, gap in (("a", [0.10, 0.12, 0.11]), ("b", [0.02, 0.04, 0.03])):
+        for seed in range(3):
+            base = 0.5 + 0.05 * seed  # a large seed effect, removed by pairing
+            rows += [dict(init=init, seed=seed, round=2, condition="ticket", test_acc=base + gap[seed]),
+                     dict(init=init, seed=seed, round=2, condition="random", test_acc=base)]
+    gaps = control_gaps(pd.DataFrame(rows), 2).set_index("init")
+    assert gaps.loc["a", "gap"] == pytest.approx(0.11) and gaps.loc["a", "seeds"] == 3
+    assert (gaps.loc["a", "low"], gaps.loc["a", "high"]) == pytest.approx(t_interval([0.10, 0.12, 0.11]))
+    assert gaps.loc["all", "gap"] == pytest.approx(0.07) and gaps.loc["all", "seeds"] == 3  # seeds, not 6 values
+    assert (gaps.loc["all", "low"], gaps.loc["all", "high"]) == pytest.approx(t_interval([0.06, 0.08, 0.07]))

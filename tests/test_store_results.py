@@ -1,12 +1,14 @@
 import json
+import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ticketlib.errors import TicketError
 from ticketlib.grid import expand_grid, run_grid
 from ticketlib.protocols import make_run
-from ticketlib.results import KEY_COLUMNS, export, load_results
+from ticketlib.results import KEY_COLUMNS, export, export_grid, grid_hash, load_grid, load_results
 from ticketlib.store import Store, run_id
 
 
@@ -73,3 +75,38 @@ def test_worker_processes_give_the_same_table(small_config, small_data, tmp_path
         table = load_results(store.root).sort_values(["run_id", "round", "iteration"], ignore_index=True)
         tables.append(table)
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_a_grid_exports_its_table_last_masks_and_identity(tiny_grid, tmp_path):
+    root, configs = tiny_grid
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    grid = load_grid("tiny", root / "results")
+    assert grid.identity["grid"] == "tiny" and grid.identity["runs"] == 8
+    assert grid.identity["grid_hash"] == grid_hash(configs) != grid_hash(configs[:-1])
+    expected = load_results(root / "runs", configs).sort_values(["run_id", "round", "iteration"], ignore_index=True)
+    pd.testing.assert_frame_equal(grid.table, expected)
+    masks = grid.last_masks()
+    assert sorted(masks) == [("lecun_uniform", 0), ("lecun_uniform", 1), ("xavier_normal", 0), ("xavier_normal", 1)]
+    ticket = next(c for c in configs if (c["init"], c["seed"], c["condition"]) == ("lecun_uniform", 1, "ticket"))
+    stored = Store(root / "runs").find(ticket).tensors(2, "mask")
+    assert stored.keys() == masks[("lecun_uniform", 1)].keys()
+    assert all(np.array_equal(stored[n].numpy(), masks[("lecun_uniform", 1)][n]) for n in stored)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # reading wrote nothing
+    again = export_grid("tiny", configs, root / "runs", tmp_path)  # the same bytes every time
+    for name in ("table.parquet", "masks.npz", "grid.json"):
+        assert (again / name).read_bytes() == (root / "results" / "tiny" / name).read_bytes()
+
+
+def test_exported_results_are_refused_when_damaged_unfinished_or_unknown(tiny_grid, tmp_path):
+    root, configs = tiny_grid
+    shutil.copytree(root / "results", tmp_path / "results")
+    table = tmp_path / "results" / "tiny" / "table.parquet"
+    table.write_bytes(table.read_bytes()[:-10])
+    with pytest.raises(TicketError, match="table.parquet does not match .*grid.json"):
+        load_grid("tiny", tmp_path / "results")
+    with pytest.raises(TicketError, match="no results for grid 'other' .* grids there: tiny"):
+        load_grid("other", tmp_path / "results")
+    longer = [{**c, "rounds": 4} for c in configs]
+    with pytest.raises(TicketError, match="grid tiny is not finished .* 8 run.s. lack rounds"):
+        export_grid("tiny", longer, root / "runs", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

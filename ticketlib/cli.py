@@ -7,6 +7,7 @@
     ticketlib run --config configs/grid.yaml --executor dask --scheduler tcp://10.0.0.5:8786
     ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
     ticketlib results --store data/runs --out results.csv --out results.parquet
+    ticketlib export mnist_main --store data/runs            # configs/mnist_main.yaml's results → results/mnist_main/
     ticketlib data mnist fashion_mnist                       # fetch and check real datasets
 """
 import argparse
@@ -22,7 +23,7 @@ from .grid import expand_grid, run_grid
 from .inits import INIT_GROUPS, INITIALIZERS, formula, resolve
 from .paper import build as build_paper
 from .protocols import PROTOCOLS
-from .results import early_stop_summary, export, load_results
+from .results import RESULTS, early_stop_summary, export, export_grid, load_results
 from .sources import REAL, dataset_files
 from .store import Store
 
@@ -146,10 +147,15 @@ def build_parser() -> Parser:
     paper = commands.add_parser("paper", help="build paper/paper.html and paper/paper.pdf from paper.md")
     paper.add_argument("--paper-dir", default="paper", help="folder with paper.md, references.bib, generated/")
     paper.add_argument("--figures", default="figures", help="folder with the figures")
+    paper.add_argument("--results", default=str(RESULTS), help="folder of exported grid results (checked against the manifest)")
     data = commands.add_parser("data", help="fetch real datasets into DATA_ROOT/datasets/, checked against pinned checksums")
     data.add_argument("names", nargs="*", default=["mnist", "fashion_mnist"],
                       help=f"datasets among {', '.join(REAL)} (default: mnist fashion_mnist)")
     data.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
+    grid = commands.add_parser("export", help="write a grid's results (tidy table, last masks, identity) for the notebooks")
+    grid.add_argument("grid", help="a grid file's name in configs/ (configs/NAME.yaml), or its path")
+    grid.add_argument("--store", default="data/runs", help="run store folder holding the grid's finished runs")
+    grid.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS}; the grid gets a folder in it)")
     results = commands.add_parser("results", help="export all runs as one tidy table")
     results.add_argument("--store", default="data/runs", help="run store folder")
     results.add_argument("--out", action="append", help="FILE.parquet or FILE.csv (may repeat); a summary is printed too")
@@ -164,17 +170,34 @@ def command_inits(_args) -> None:
           f"Groups: {'; '.join(f'{g}: {len(v)} schemes' for g, v in INIT_GROUPS.items())}.")
 
 
-def command_run(args) -> None:
+def grid_configs(args) -> list[dict]:
+    """The run configs that parsed `run` arguments describe."""
     missing = [f"--{flag}" for flag in ("dataset", "model", "inits", "seeds") if getattr(args, flag) is None]
     if missing:
         raise TicketError(f"ticketlib run needs {', '.join(missing)} (as flags or in --config)")
-    if args.scheduler and args.executor != "dask":
-        raise TicketError("--scheduler needs --executor dask")
     hyper = {flag: getattr(args, flag) for flag in GRID_FLAGS
              if flag not in ("dataset", "model", "inits", "seeds", "scales", "conditions", "protocol")}
-    configs = expand_grid(args.dataset, args.model, resolve(args.inits), args.seeds,
-                          args.conditions or ["ticket"], args.scales or [None],
-                          args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
+    return expand_grid(args.dataset, args.model, resolve(args.inits), args.seeds,
+                       args.conditions or ["ticket"], args.scales or [None],
+                       args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
+
+
+def grid_file(grid: str) -> Path:
+    """configs/NAME.yaml for a bare name, else the path given."""
+    return Path(grid) if grid.endswith((".yaml", ".yml")) else Path("configs") / f"{grid}.yaml"
+
+
+def command_export(args) -> None:
+    path = grid_file(args.grid)
+    configs = grid_configs(build_parser().parse_args(["run", *yaml_arguments(str(path))]))
+    folder = export_grid(path.stem, configs, args.store, args.out)
+    print(f"grid {path.stem}: {len(configs)} runs → {folder}/")
+
+
+def command_run(args) -> None:
+    if args.scheduler and args.executor != "dask":
+        raise TicketError("--scheduler needs --executor dask")
+    configs = grid_configs(args)
     store = Store(args.store or "data/runs")
     start = time.perf_counter()
     counts = run_grid(configs, store, args.device or "auto", args.data_root or "data", args.workers,
@@ -218,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             command_run(args)
         elif args.command == "data":
             command_data(args)
+        elif args.command == "export":
+            command_export(args)
         elif args.command == "paper":
-            for path in build_paper(args.paper_dir, args.figures, args.paper_dir):
+            for path in build_paper(args.paper_dir, args.figures, args.paper_dir, args.results):
                 print(f"wrote {path}")
         else:
             command_results(args)

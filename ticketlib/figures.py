@@ -1,6 +1,4 @@
 """One plotting style and one way to save figures (PNG for HTML, PDF for print)."""
-import fcntl
-import json
 import math
 from pathlib import Path
 
@@ -11,7 +9,6 @@ from .inits import INITIALIZERS
 from .protocols import CONDITIONS
 
 FIGURES = Path("figures")
-TABLES = Path("paper/generated")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
 
 
@@ -66,7 +63,7 @@ def save(fig, name: str, folder: str | Path = FIGURES) -> Path:
     """Write `name`.png and `name`.pdf; returns the PNG path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.pdf", bbox_inches="tight")
+    fig.savefig(folder / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None})  # same bytes each build
     fig.savefig(folder / f"{name}.png", bbox_inches="tight")
     return folder / f"{name}.png"
 
@@ -74,29 +71,8 @@ def save(fig, name: str, folder: str | Path = FIGURES) -> Path:
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
-    widths = [max(len(str(c)), *(len(str(v)) for v in table[c])) for c in table.columns]
+    # widths from the cells and the header's longest word: a long header wraps, it does not widen the column
+    widths = [max([*map(len, str(c).split()), *(len(str(v)) for v in table[c])]) for c in table.columns]
     rule = "|" + "|".join("-" * max(3, w) for w in widths) + "|"
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
-
-
-def save_table(table, name: str, folder: str | Path = TABLES) -> Path:
-    """Write `name`.md (for the paper) and `name`.csv (for readers); returns the markdown path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    table.to_csv(folder / f"{name}.csv", index=False)
-    (folder / f"{name}.md").write_text(markdown_table(table))
-    return folder / f"{name}.md"
-
-
-def save_values(values: dict, folder: str | Path = TABLES) -> Path:
-    """Merge numbers the paper quotes into `folder`/values.json (each notebook adds its own)."""
-    path = Path(folder) / "values.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:  # notebooks run side by side must not drop each other's keys
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **values}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
-        tmp.replace(path)
-    return path

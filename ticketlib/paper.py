@@ -6,13 +6,20 @@ In paper.md:
   {{table:name}}        the markdown table paper/generated/name.md
   ![caption](figures/name){#fig:label}   a figure: PNG in the HTML, PDF in print
   @fig:label, @tbl:label                 "Figure N" / "Table N", numbered in order of appearance
-A missing value, table, figure or label, or a "TODO" left in the text, stops the build.
+  {{provenance}}        a table of the grids whose results the paper's inputs came from
+  <!-- grids: a b -->   a section that draws on several grids says which (else one grid a section)
+A missing value, table, figure or label, or a "TODO" left in the text, stops the build; so does
+an input that paper/generated/manifest.json does not record (not written in this build), whose
+grid's results changed since it was made (stale), or that mixes grids in a section (artefacts.py).
 """
 import json
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from .errors import TicketError
+from .figures import markdown_table
 
 HTML_STYLE = """<style>
 body { max-width: 46em; margin: auto; padding: 1em; font-family: Georgia, serif; line-height: 1.5; }
@@ -77,7 +84,65 @@ def figure_paths(text: str, figures: Path, suffix: str) -> str:
     return re.sub(r"\]\(figures/([\w-]+)\)", path, text)
 
 
-def build(paper_dir="paper", figures="figures", out_dir="paper") -> list[Path]:
+def sections(text: str) -> list[tuple[str, str]]:
+    """(heading, body) for each level-1 or level-2 section ('' for the text before the first)."""
+    parts = re.split(r"^(#{1,2} .*)$", text, flags=re.M)
+    return [("", parts[0])] + [(parts[i].lstrip("# ").strip(), parts[i + 1]) for i in range(1, len(parts), 2)]
+
+
+def inputs(body: str) -> set[str]:
+    """Manifest keys of the values, tables and figures a piece of paper.md uses."""
+    tables = {f"table:{n}" for n in re.findall(r"\{\{table:([\w-]+)\}\}", body)}
+    values = {f"value:{n}" for n in re.findall(r"\{\{([\w.-]+)\}\}", body) if n != "provenance"}
+    figures = {f"figure:{n}" for n in re.findall(r"\]\(figures/([\w-]+)\)", body)}
+    return tables | values | figures
+
+
+def check_provenance(text: str, manifest: dict, results: Path) -> list[dict]:
+    """Refuse inputs without a manifest entry, stale ones and sections mixing grids; returns the
+    identities of the grids used."""
+    problems, used = [], {}
+    unrecorded = sorted(inputs(text) - set(manifest))
+    if unrecorded:
+        problems.append(f"not written in this build (no entry in the manifest): {', '.join(unrecorded)}")
+    for heading, body in sections(text):
+        sources: dict[str, set] = {}
+        for key in sorted(inputs(body) & set(manifest)):
+            for source in manifest[key]:
+                sources.setdefault(source["grid"], set()).add((source["grid_hash"], source["table_sha256"], key))
+                used[(source["grid"], source["grid_hash"], source["table_sha256"])] = source
+        for grid, made in sources.items():
+            if len({m[:2] for m in made}) > 1:
+                problems.append(f"section {heading!r} mixes results of grid {grid}: "
+                                + "; ".join(f"{k} from {h}/{t}" for h, t, k in sorted(made)))
+        declared = re.search(r"<!--\s*grids:([^>]*)-->", body)
+        undeclared = set(sources) - set(declared.group(1).split() if declared else [])
+        if len(sources) > 1 and undeclared:
+            problems.append(f"section {heading!r} draws on grids {', '.join(sorted(sources))}; "
+                            f"declare them with <!-- grids: {' '.join(sorted(sources))} --> if that is meant")
+    for grid, grid_hash, table_sha in sorted(used):
+        current = results / grid / "grid.json"
+        now = json.loads(current.read_text()) if current.is_file() else {}
+        if (now.get("grid_hash"), now.get("table_sha256")) != (grid_hash, table_sha):
+            stale = sorted(k for k, v in manifest.items() if any(s["grid"] == grid and s["table_sha256"] == table_sha for s in v))
+            problems.append(f"stale: {', '.join(stale[:4])}{' ...' if len(stale) > 4 else ''} made from grid {grid} "
+                            f"({grid_hash}/{table_sha}), whose results in {current.parent} are "
+                            f"{'gone' if not now else 'now ' + now['grid_hash'] + '/' + now['table_sha256']}")
+    if problems:
+        raise TicketError("paper inputs refused (rerun `make study`):\n  " + "\n  ".join(problems))
+    return [used[key] for key in sorted(used)]
+
+
+def provenance_table(grids: list[dict], results: Path) -> str:
+    rows = []
+    for source in grids:
+        identity = json.loads((results / source["grid"] / "grid.json").read_text())
+        rows.append(dict(grid=f"`{source['grid']}`", runs=identity["runs"], parameters=f"`configs/{source['grid']}.yaml`",
+                         **{"grid hash": f"`{source['grid_hash']}`", "table checksum": f"`{source['table_sha256']}`"}))
+    return markdown_table(pd.DataFrame(rows))
+
+
+def build(paper_dir="paper", figures="figures", out_dir="paper", results="results") -> list[Path]:
     """paper.md (+ references.bib) → paper.html and paper.pdf; returns the two paths."""
     import pypandoc
     import typst
@@ -89,7 +154,12 @@ def build(paper_dir="paper", figures="figures", out_dir="paper") -> list[Path]:
     generated = paper_dir / "generated"
     values_file = generated / "values.json"
     values = json.loads(values_file.read_text()) if values_file.is_file() else {}
-    text = number_references(fill((paper_dir / "paper.md").read_text(), values, generated))
+    manifest_file = generated / "manifest.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    source = (paper_dir / "paper.md").read_text()
+    grids = check_provenance(source, manifest, Path(results))
+    values = {**values, "provenance": provenance_table(grids, Path(results))}
+    text = number_references(fill(source, values, generated))
     if "TODO" in text:
         raise TicketError("paper.md still contains TODO")
     out_dir.mkdir(parents=True, exist_ok=True)

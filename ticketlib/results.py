@@ -1,21 +1,42 @@
-"""All runs in a store as one tidy table: one row per run × round × evaluation point.
+"""Runs as one tidy table (one row per run × round × evaluation point), and a grid's results as
+the files the analysis reads.
 
 Measures: `train_loss` (mean minibatch loss since the last evaluation), `val_loss`, `val_acc`,
 `test_acc` and `train_acc` (accuracy on the whole training split), each NaN where the run's
-`eval_splits` did not measure it.
+`eval_splits` did not measure it. Every other column but the seed and the run's id is part of
+its setup (`setup_columns`).
+
+A grid's results (`export_grid`), what notebooks read and the repository ships:
+    results/<grid>/table.parquet   the tidy table of the grid's runs, up to the rounds it asks for
+    results/<grid>/masks.npz       each run's last-round mask, packed as bits
+    results/<grid>/grid.json       its identity: the grid's name, a hash of its run configs
+                                   (engine version included) and rounds, the files' checksums
 """
+import hashlib
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import TicketError
+from .files import write_atomically
 from .store import Store, run_id
 
 KEY_COLUMNS = ["dataset", "model", "init", "scale", "seed", "protocol", "condition", "round",
                "weights_remaining", "iteration", "train_loss", "val_loss", "val_acc", "test_acc",
                "train_acc", "is_early_stop", "diverged"]
 MEASURES = ("train_loss", "val_loss", "val_acc", "test_acc", "train_acc")  # NaN where not measured
+ROW_COLUMNS = ("run_id", "round", "weights_remaining", "iteration", *MEASURES, "is_early_stop", "diverged")
 FORMATS = (".parquet", ".csv")
+RESULTS = Path("results")
+
+
+def setup_columns(table: pd.DataFrame) -> list[str]:
+    """The config columns that define a setup: all but the seed and per-row columns."""
+    return [c for c in table.columns if c not in (*ROW_COLUMNS, "seed", "failed")]
 
 
 def _flat(value):
@@ -63,9 +84,104 @@ def export(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def early_stop_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean test accuracy and iteration at early stop per init, condition and round."""
-    stops = table[table.is_early_stop]
-    keys = ["dataset", "model", "protocol", "init", "scale", "condition", "round"]
-    return stops.groupby(keys, as_index=False).agg(
+    """Mean test accuracy and iteration at early stop per setup and round (the columns that
+    differ between the table's setups name each group)."""
+    stops = table[table.is_early_stop.astype(bool)]
+    keys = [c for c in setup_columns(table) if table[c].nunique(dropna=False) > 1] + ["round"]
+    return stops.groupby(keys, as_index=False, dropna=False).agg(
         weights_remaining=("weights_remaining", "first"), seeds=("seed", "nunique"),
         test_acc=("test_acc", "mean"), iteration=("iteration", "mean"))
+
+
+def grid_hash(configs: list[dict]) -> str:
+    """A grid's identity: its runs (config hashes, engine version included) and how far each goes."""
+    runs = sorted((run_id(c), c["rounds"]) for c in configs)
+    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:16]
+
+
+def pack_masks(masks: dict[str, dict]) -> dict[str, np.ndarray]:
+    """{run_id: {tensor: bool mask}} → npz arrays: bits packed, shape kept beside them."""
+    arrays = {}
+    for run, mask in masks.items():
+        for name, values in mask.items():
+            values = np.asarray(values, dtype=bool)
+            arrays[f"{run}/{name}"] = np.packbits(values.ravel())
+            arrays[f"{run}/{name}.shape"] = np.asarray(values.shape, dtype=np.int64)
+    return arrays
+
+
+def unpack_masks(arrays) -> dict[str, dict[str, np.ndarray]]:
+    masks: dict[str, dict] = {}
+    for key in arrays:
+        if not key.endswith(".shape"):
+            run, name = key.split("/", 1)
+            shape = tuple(arrays[f"{key}.shape"])
+            masks.setdefault(run, {})[name] = np.unpackbits(arrays[key], count=int(np.prod(shape))).astype(bool).reshape(shape)
+    return masks
+
+
+def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Path = RESULTS) -> Path:
+    """Write a grid's results (table, last-round masks, identity) from the store; every run must
+    have finished every round it asks for (a diverged run stops early and counts as finished)."""
+    store = Store(store)
+    masks, unfinished = {}, []
+    for config in configs:
+        run = store.find(config)
+        rounds = run.rounds() if run else []
+        if not rounds or (len(rounds) < config["rounds"] and not run.metrics(rounds[-1])["diverged"]):
+            unfinished.append(f"{config['init']} seed {config['seed']} {config['condition']}")
+            continue
+        masks[run_id(config)] = {k: v.numpy() for k, v in run.tensors(min(rounds[-1], config["rounds"] - 1), "mask").items()}
+    if unfinished:
+        raise TicketError(f"grid {name} is not finished in {store.root}: {len(unfinished)} run(s) lack rounds "
+                          f"({', '.join(unfinished[:3])}{', ...' if len(unfinished) > 3 else ''}); "
+                          f"run `ticketlib run --config configs/{name}.yaml --store {store.root}` first")
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grid.json").unlink(missing_ok=True)  # until the new files are all in place
+    table = load_results(store.root, configs).sort_values(["run_id", "round", "iteration"], ignore_index=True)
+    files = {"table.parquet": io.BytesIO(), "masks.npz": io.BytesIO()}
+    table.to_parquet(files["table.parquet"], index=False)
+    np.savez_compressed(files["masks.npz"], **pack_masks(masks))
+    identity = dict(grid=name, grid_hash=grid_hash(configs), runs=len(configs),
+                    **{f"{f.split('.')[0]}_sha256": hashlib.sha256(b.getvalue()).hexdigest()[:16] for f, b in files.items()})
+    for file, buffer in files.items():
+        write_atomically(folder / file, buffer.getvalue())
+    write_atomically(folder / "grid.json", json.dumps(identity, indent=1).encode())  # last: present means complete
+    return folder
+
+
+@dataclass
+class GridResults:
+    """A grid's exported results: its tidy table, its identity and (on demand) its last masks."""
+    folder: Path
+    identity: dict
+    table: pd.DataFrame
+
+    def masks(self) -> dict[str, dict[str, np.ndarray]]:
+        """run_id → {tensor: bool mask} of each run's last round."""
+        with np.load(self.folder / "masks.npz") as arrays:
+            return unpack_masks({k: arrays[k] for k in arrays.files})
+
+    def last_masks(self, condition: str = "ticket") -> dict[tuple, dict[str, np.ndarray]]:
+        """(init, seed) → the grid's last-round mask, for the runs of `condition` that reached it."""
+        last = self.table["round"].max()
+        runs = self.table[(self.table.condition == condition) & (self.table["round"] == last)]
+        masks = self.masks()
+        return {(r.init, r.seed): masks[r.run_id] for r in runs.drop_duplicates("run_id").itertuples()}
+
+
+def load_grid(name: str, results: str | Path = RESULTS) -> GridResults:
+    """Read a grid's exported results (read only), checked against their identity file."""
+    folder = Path(results) / name
+    if not (folder / "grid.json").is_file():
+        found = sorted(p.parent.name for p in Path(results).glob("*/grid.json"))
+        raise TicketError(f"no results for grid {name!r} in {results}; grids there: {', '.join(found) or 'none'}. "
+                          f"Make them with `ticketlib run --config configs/{name}.yaml` then `ticketlib export {name}`")
+    identity = json.loads((folder / "grid.json").read_text())
+    for file in ("table.parquet", "masks.npz"):
+        digest = hashlib.sha256((folder / file).read_bytes()).hexdigest()[:16]
+        if digest != identity[f"{file.split('.')[0]}_sha256"]:
+            raise TicketError(f"{folder / file} does not match {folder / 'grid.json'} (changed or damaged); "
+                              f"export the grid again")
+    return GridResults(folder, identity, pd.read_parquet(folder / "table.parquet"))

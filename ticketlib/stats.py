@@ -1,8 +1,12 @@
-"""Statistics over seeds: bootstrap intervals, matching-dense sparsity, paired comparisons, mask overlap.
+"""Statistics over seeds: intervals, matching-dense sparsity, paired comparisons, mask overlap.
 
-Every function takes the tidy table of `results.load_results` (or its early-stop rows) and
-treats seeds as the unit of replication. Seeds are paired across initializers (same data order,
-same generator state), so comparisons between initializers are paired by seed.
+Seeds are the unit of replication, and they are paired: every initializer, scale and condition
+with seed s sees the same data order, so differences are taken within a seed and intervals are
+over seeds. Intervals are Student-t (mean ± t·sd/√n), which keep their coverage at 3–10 seeds
+(tests/test_stats.py checks it by simulation). A run that diverged is a failure, never dropped: at
+its round and every later round it scores chance accuracy (`failed` True in `early_stops`).
+Functions that assume one setup (every hyperparameter but the seed) refuse a table that mixes
+several, naming the columns that differ.
 """
 import itertools
 
@@ -10,33 +14,64 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from .store import Store, run_id
+from .errors import TicketError
+from .results import setup_columns
 
 LEVEL = 0.95
-BOOTSTRAP_SAMPLES = 2000
+CHANCE = 0.1  # accuracy of a failed network: every registered dataset has 10 classes
+PER_CURVE = ("init", "scale", "bias_init", "condition")  # what a figure's lines may differ in
 
 
-def early_stops(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per run × round: the evaluation at the early-stop iteration."""
-    return table[table.is_early_stop.astype(bool)].reset_index(drop=True)
-
-
-def bootstrap_ci(values, statistic=np.mean, level=LEVEL, samples=BOOTSTRAP_SAMPLES, seed=0) -> tuple:
-    """Percentile bootstrap interval of `statistic` over `values` (resampled with replacement)."""
-    values = np.sort(np.asarray(values, dtype=float))  # sorted: the interval must not depend on row order (run hashes)
+def t_interval(values, level=LEVEL) -> tuple:
+    """Student-t interval of the mean of `values` (NaN with fewer than two)."""
+    values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return (np.nan, np.nan)
-    rng = np.random.default_rng(seed)
-    draws = statistic(values[rng.integers(0, len(values), (samples, len(values)))], axis=1)
-    return tuple(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2]))
+    half = scipy_stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return (values.mean() - half, values.mean() + half)
+
+
+def mean_ci(values) -> tuple[float, float, float]:
+    """Mean and its 95% Student-t interval."""
+    values = np.asarray(values, dtype=float)
+    return (values.mean() if len(values) else np.nan, *t_interval(values))
+
+
+def one_setup(table: pd.DataFrame, varying=PER_CURVE) -> None:
+    """Refuse a table whose runs differ in anything but the seed and the `varying` columns."""
+    mixed = [c for c in setup_columns(table) if c not in varying and table[c].nunique(dropna=False) > 1]
+    if mixed:
+        raise TicketError(f"the table mixes setups that differ in {', '.join(mixed)}; select one "
+                          f"(e.g. table[table.{mixed[0]} == {table[mixed[0]].iloc[0]!r}])")
+
+
+def early_stops(table: pd.DataFrame, chance: float = CHANCE) -> pd.DataFrame:
+    """One row per run × round: the evaluation at the early-stop iteration; where a run diverged, a
+    failure row (`failed`, test accuracy `chance`, no iteration) at that round and at every later
+    round that runs of its setup reached."""
+    stops = table[table.is_early_stop.astype(bool)].assign(failed=False)
+    diverged = table[table.diverged.astype(bool)].drop_duplicates("run_id")
+    if diverged.empty:
+        return stops.reset_index(drop=True)
+    shared = [c for c in setup_columns(table) if c not in PER_CURVE]  # decides the levels of each round
+    levels = table.groupby([*shared, "round"], dropna=False).weights_remaining.first().reset_index()
+    runs = diverged.drop(columns=["round", "weights_remaining"])
+    failures = runs.merge(levels, on=shared, how="left") if shared else runs.merge(levels, how="cross")
+    failures = failures[failures["round"] >= diverged.set_index("run_id")["round"].loc[failures.run_id].to_numpy()]
+    failures = failures.assign(failed=True, test_acc=chance, iteration=np.nan, val_loss=np.nan, val_acc=np.nan)
+    return pd.concat([stops, failures], ignore_index=True).sort_values(["run_id", "round"], ignore_index=True)
 
 
 def over_seeds(rows: pd.DataFrame, metric: str, by: list) -> pd.DataFrame:
-    """Mean of `metric` over seeds with a 95% bootstrap interval, per group of `by`."""
+    """Mean of `metric` over seeds with its 95% t interval, the seeds and the failed ones, per group
+    of `by`; the rows may differ in nothing else but the seed."""
+    one_setup(rows, varying=by)
+    failed = rows.failed if "failed" in rows else pd.Series(False, index=rows.index)
+
     def describe(group):
-        low, high = bootstrap_ci(group[metric].dropna())
-        return pd.Series(dict(weights_remaining=group.weights_remaining.iloc[0], mean=group[metric].mean(),
-                              low=low, high=high, seeds=group.seed.nunique()))
+        mean, low, high = mean_ci(group[metric].dropna())
+        return pd.Series(dict(weights_remaining=group.weights_remaining.iloc[0], mean=mean, low=low, high=high,
+                              seeds=group.seed.nunique(), failed=int(failed[group.index].sum())))
     return rows.groupby(by).apply(describe, include_groups=False).reset_index()
 
 
@@ -50,8 +85,14 @@ def curve_by_iteration(rows: pd.DataFrame, metric: str, keys=("init",)) -> pd.Da
     return over_seeds(rows, metric, [*keys, "iteration"])
 
 
-def matching_level(curve: pd.DataFrame, tolerance: float = 0.0) -> float:
-    """Smallest weights_remaining whose mean accuracy over seeds is ≥ the dense mean − tolerance.
+def dense_trains(dense_mean: float, chance: float = CHANCE) -> bool:
+    """The rule for 'the dense network trains': its mean accuracy is at least halfway from chance to 100%."""
+    return dense_mean >= (1 + chance) / 2
+
+
+def matching_level(curve: pd.DataFrame, tolerance: float = 0.0, chance: float = CHANCE) -> float:
+    """Smallest weights_remaining whose mean accuracy over seeds is ≥ the dense mean − tolerance;
+    NaN (undefined) when the dense network does not train (`dense_trains`).
 
     `curve` holds one init's per-seed early-stop accuracies: columns seed, round,
     weights_remaining, test_acc (round 0 is dense). Levels are not required to match in an
@@ -59,22 +100,24 @@ def matching_level(curve: pd.DataFrame, tolerance: float = 0.0) -> float:
     """
     means = curve.groupby("round").agg(p=("weights_remaining", "first"), acc=("test_acc", "mean"))
     dense = means.acc.loc[0]
+    if not dense_trains(dense, chance):
+        return np.nan
     return float(means.p[means.acc >= dense - tolerance].min())
 
 
-def matching_level_ci(curve: pd.DataFrame, tolerance: float = 0.0, samples=BOOTSTRAP_SAMPLES, seed=0):
-    """matching_level with a bootstrap interval over seeds (seeds resampled as whole curves)."""
-    point = matching_level(curve, tolerance)
+def matching_range(curve: pd.DataFrame, tolerance: float = 0.0, chance: float = CHANCE) -> tuple:
+    """matching_level and the range around it that seeds allow: the sparsest level whose paired
+    difference from dense (by seed) has a 95% t interval reaching −tolerance (not ruled out), and
+    the sparsest whose interval lies wholly above it (confirmed). (point, not ruled out, confirmed)."""
+    point = matching_level(curve, tolerance, chance)
     acc = curve.pivot_table(index="seed", columns="round", values="test_acc")  # seeds × rounds
-    if len(acc) < 2:
+    if np.isnan(point) or len(acc) < 2:
         return point, np.nan, np.nan
-    levels = curve.groupby("round").weights_remaining.first().reindex(acc.columns).to_numpy()
-    rng = np.random.default_rng(seed)
-    means = np.nanmean(acc.to_numpy()[rng.integers(0, len(acc), (samples, len(acc)))], axis=1)
-    matching = means >= means[:, :1] - tolerance  # column 0 is round 0, the dense network
-    draws = np.where(matching, levels, np.inf).min(axis=1)
-    low, high = np.quantile(draws, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    return point, low, high
+    levels = curve.groupby("round").weights_remaining.first()
+    bounds = {r: t_interval((acc[r] - acc[0]).dropna()) for r in acc.columns}
+    plausible = [levels[r] for r, (low, high) in bounds.items() if high >= -tolerance or r == 0]
+    confirmed = [levels[r] for r, (low, high) in bounds.items() if low >= -tolerance or r == 0]
+    return point, float(min(plausible)), float(min(confirmed))
 
 
 def nearest_round(stops: pd.DataFrame, percent: float) -> int:
@@ -83,23 +126,50 @@ def nearest_round(stops: pd.DataFrame, percent: float) -> int:
     return int((np.log(levels) - np.log(percent)).abs().idxmin())
 
 
+def round_near(stops: pd.DataFrame, percent: float, within: float = 1.25) -> int | None:
+    """nearest_round if its level is within a factor `within` of `percent`, else None."""
+    r = nearest_round(stops, percent)
+    level = stops[stops["round"] == r].weights_remaining.iloc[0]
+    return r if abs(np.log(level / percent)) <= np.log(within) else None
+
+
 def paired_comparison(a: pd.Series, b: pd.Series) -> dict:
-    """Paired difference a − b over shared seeds (Series indexed by seed): mean, CI, t-test p-value."""
+    """Paired difference a − b over shared seeds (Series indexed by seed): mean, t interval, p-value."""
     shared = a.index.intersection(b.index)
     diff = (a[shared] - b[shared]).to_numpy(dtype=float)
-    low, high = bootstrap_ci(diff)
+    low, high = t_interval(diff)
     p = scipy_stats.ttest_rel(a[shared], b[shared]).pvalue if len(shared) > 1 and diff.std() > 0 else np.nan
     return dict(diff=diff.mean(), low=low, high=high, p=p, seeds=len(shared))
 
 
 def pairwise_comparisons(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.DataFrame:
-    """Every pair of initializers at one round, paired by seed, with Holm-adjusted p-values."""
-    at = stops[stops["round"] == round_].set_index("seed")
+    """Every pair of initializers' tickets at one round, paired by seed, with Holm-adjusted p-values."""
+    at = stops[(stops["round"] == round_) & (stops.condition == "ticket")]
+    one_setup(at, varying=["init"])
+    at = at.set_index("seed")
     rows = [dict(a=a, b=b, **paired_comparison(at[at.init == a][metric], at[at.init == b][metric]))
             for a, b in itertools.combinations(sorted(at.init.unique()), 2)]
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table.p.to_numpy())
     return table
+
+
+def control_gaps(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.DataFrame:
+    """Ticket − control at one round, paired by seed: per initializer and control, and over all
+    initializers ('all': each seed's mean gap across initializers, so seeds stay the unit)."""
+    at = stops[stops["round"] == round_]
+    one_setup(at, varying=["init", "condition"])
+    wide = at.pivot_table(index=["init", "seed"], columns="condition", values=metric)
+    rows = []
+    for control in [c for c in wide.columns if c != "ticket"]:
+        gap = (wide["ticket"] - wide[control]).dropna()
+        for init, values in gap.groupby("init"):
+            rows.append(dict(init=init, control=control, **dict(zip(("gap", "low", "high"), mean_ci(values))),
+                             seeds=len(values)))
+        per_seed = gap.groupby("seed").mean()
+        rows.append(dict(init="all", control=control, **dict(zip(("gap", "low", "high"), mean_ci(per_seed))),
+                         seeds=len(per_seed)))
+    return pd.DataFrame(rows)
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -122,62 +192,49 @@ def jaccard(mask_a: dict, mask_b: dict) -> float:
     return inter / union
 
 
-def mask_overlap(store: Store, configs: list[dict], round_: int) -> pd.DataFrame:
-    """Jaccard overlap of the round's masks for every pair of the given (finished) runs."""
-    masks = {}
-    for config in configs:
-        run = store.find(config)
-        if run is not None and run.has_round(round_):
-            masks[run_id(config)] = (config, run.tensors(round_, "mask"))
-    rows = []
-    for (_, (ca, ma)), (_, (cb, mb)) in itertools.combinations(masks.items(), 2):
-        rows.append(dict(init_a=ca["init"], seed_a=ca["seed"], init_b=cb["init"], seed_b=cb["seed"],
-                         jaccard=jaccard(ma, mb)))
-    return pd.DataFrame(rows)
+def mask_overlap(masks: dict) -> pd.DataFrame:
+    """Jaccard overlap for every pair of masks; `masks` maps (init, seed) to a mask."""
+    rows = [dict(init_a=a[0], seed_a=a[1], init_b=b[0], seed_b=b[1], jaccard=jaccard(masks[a], masks[b]))
+            for a, b in itertools.combinations(sorted(masks), 2)]
+    return pd.DataFrame(rows, columns=["init_a", "seed_a", "init_b", "seed_b", "jaccard"])
 
 
 def random_jaccard(mask: dict) -> float:
     """Expected Jaccard of two independent random masks with this mask's per-tensor densities."""
     inter = union = 0.0
-    for m in mask.values():
-        d, n = m.float().mean().item(), m.numel()
+    for m in map(np.asarray, mask.values()):
+        d, n = m.mean(), m.size
         inter += d * d * n
         union += (2 * d - d * d) * n
     return inter / union
 
 
-
-def mean_ci(values) -> tuple[float, float, float]:
-    """Mean and its 95% bootstrap interval."""
-    values = np.asarray(values, dtype=float)
-    return (values.mean(), *bootstrap_ci(values))
-
-
 def initializer_summary(stops: pd.DataFrame, levels=(21.1, 7.0, 3.6, 1.8), tolerance: float = 0.0,
-                        speedup_at: float = 21.1) -> pd.DataFrame:
-    """Per initializer (ticket runs): dense accuracy, the sparsest level still matching it, peak gain,
-    accuracy at fixed levels (NaN where no round lies within ×1.25), early-stop speed-up; with 95% CIs.
-    Accuracies in percent."""
+                        speedup_at: float = 21.1, chance: float = CHANCE) -> pd.DataFrame:
+    """Per initializer (ticket runs of one setup): dense accuracy, the sparsest level still matching
+    it (with the range seeds allow), the peak (a level chosen from the data: no interval), accuracy
+    at fixed levels and the early-stop speed-up (NaN where no round lies within ×1.25 of the level),
+    failed runs. Intervals: 95% t over seeds. Accuracies in percent."""
+    tickets = stops[stops.condition == "ticket"]
+    one_setup(tickets, varying=["init"])
+    failed = tickets.failed if "failed" in tickets else pd.Series(False, index=tickets.index)
     rows = []
-    for init, runs in stops[stops.condition == "ticket"].groupby("init"):
+    for init, runs in tickets.groupby("init"):
         at = {r: g for r, g in runs.groupby("round")}
         dense = at[0].set_index("seed")
-        row = dict(init=init, seeds=runs.seed.nunique())
+        row = dict(init=init, seeds=runs.seed.nunique(), failed=runs[failed[runs.index]].seed.nunique())
         row["dense"], row["dense_low"], row["dense_high"] = mean_ci(dense.test_acc * 100)
-        row["matching"], row["matching_low"], row["matching_high"] = matching_level_ci(runs, tolerance)
+        row["matching"], row["matching_low"], row["matching_high"] = matching_range(runs, tolerance, chance)
         means = runs.groupby("round").test_acc.mean()
         peak = int(means.idxmax())
-        gain = (at[peak].set_index("seed").test_acc - dense.test_acc) * 100
-        row["peak_level"] = at[peak].weights_remaining.iloc[0]
-        row["peak_gain"], row["peak_gain_low"], row["peak_gain_high"] = mean_ci(gain.dropna())
+        row["peak_level"], row["peak_gain"] = at[peak].weights_remaining.iloc[0], (means[peak] - means[0]) * 100
         for level in levels:
-            r = nearest_round(runs, level)
-            near = abs(np.log(at[r].weights_remaining.iloc[0] / level)) <= np.log(1.25)
-            mean, low, high = mean_ci(at[r].test_acc * 100) if near else (np.nan,) * 3
+            r = round_near(runs, level)
+            mean, low, high = mean_ci(at[r].test_acc * 100) if r is not None else (np.nan,) * 3
             row[f"acc_{level:g}"], row[f"acc_{level:g}_low"], row[f"acc_{level:g}_high"] = mean, low, high
-        r = nearest_round(runs, speedup_at)
-        row["speedup"] = dense.iteration.mean() / at[r].iteration.mean()
-        row["speedup_level"] = at[r].weights_remaining.iloc[0]
+        r = round_near(runs, speedup_at)
+        row["speedup"] = dense.iteration.mean() / at[r].iteration.mean() if r is not None else np.nan
+        row["speedup_level"] = at[r].weights_remaining.iloc[0] if r is not None else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -194,54 +251,3 @@ def overlap_matrix(pairs: pd.DataFrame) -> pd.DataFrame:
     for name, value in same_init.groupby("init_a").jaccard.mean().items():
         matrix.loc[name, name] = value
     return matrix
-
-
-def with_ci(mean, low, high, digits: int = 1) -> str:
-    """'61.2 [60.1, 62.3]', or '—' for a missing value."""
-    if np.isnan(mean):
-        return "—"
-    if np.isnan(low):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFrame:
-    """initializer_summary as the paper's table: 'mean [low, high]' cells; levels never reached dropped."""
-    def cells(prefix):
-        return [with_ci(*row) for row in summary[[prefix, f"{prefix}_low", f"{prefix}_high"]].values]
-    columns = {"initializer": summary.init, "dense accuracy (%)": cells("dense"),
-               "sparsest matching dense (%)": cells("matching")}
-    for level in levels:
-        columns[f"accuracy at {level:g}% (%)"] = cells(f"acc_{level:g}")
-    columns[f"early-stop speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
-    table = pd.DataFrame(columns)
-    return table.loc[:, [c for c in table if not (table[c] == "—").all()]]
-
-
-def difference_matrix(pairs: pd.DataFrame, names, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Row − column mean paired difference in points, and its labels with * where Holm p < alpha."""
-    diff = pairs.pivot(index="a", columns="b", values="diff") * 100
-    diff = diff.combine_first(-diff.T).reindex(index=names, columns=names)
-    stars = pairs.assign(star=np.where(pairs.p_holm < alpha, "*", "")).pivot(index="a", columns="b", values="star")
-    stars = stars.combine_first(stars.T).reindex(index=names, columns=names).fillna("")
-    labels = diff.map(lambda v: "" if np.isnan(v) else f"{v:.1f}".replace("-0.0", "0.0")) + stars
-    return diff, labels.reindex(index=names, columns=names)  # + aligns and may reorder
-
-
-def best_versus_worst(stops: pd.DataFrame, pairs: pd.DataFrame, round_: int) -> dict:
-    """The most and least accurate initializers at one round and their paired difference (points)."""
-    at = stops[stops["round"] == round_].set_index("seed")
-    ranked = at.groupby("init").test_acc.mean().sort_values()
-    best, worst = ranked.index[-1], ranked.index[0]
-    compared = paired_comparison(at[at.init == best].test_acc * 100, at[at.init == worst].test_acc * 100)
-    p_holm = pairs[pairs[["a", "b"]].apply(set, axis=1) == {best, worst}].p_holm.iloc[0]
-    return dict(best=best, worst=worst, best_acc=f"{ranked[best] * 100:.1f}", worst_acc=f"{ranked[worst] * 100:.1f}",
-                best_minus_worst=with_ci(compared["diff"], compared["low"], compared["high"]),
-                best_minus_worst_p=f"{p_holm:.2g}")
-
-
-def overlap_values(overlap: pd.DataFrame, chance: float) -> dict:
-    """Mean Jaccard between initializers (off-diagonal), between seeds (diagonal), and by chance."""
-    between_inits = overlap.values[~np.eye(len(overlap), dtype=bool)]
-    return dict(jaccard_inits=f"{np.nanmean(between_inits):.2f}",
-                jaccard_seeds=f"{np.nanmean(np.diag(overlap)):.2f}", jaccard_chance=f"{chance:.2f}")

@@ -1,0 +1,164 @@
+"""The paper's tables and quoted values, built from statistics (stats.py) of one grid's table.
+
+Notebooks call these and only plot; each returns a DataFrame for `Outputs.table` or a dict for
+`Outputs.values`. Cells read 'mean [low, high]' (95% t intervals over seeds); accuracies in percent.
+"""
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .inits import INITIALIZERS
+
+
+def ordered(names) -> list[str]:
+    """Initializer names in registry order (the order of every legend and table)."""
+    present = set(names)
+    return [n for n in INITIALIZERS if n in present] + sorted(present - set(INITIALIZERS))
+
+
+def in_percent(summary: pd.DataFrame) -> pd.DataFrame:
+    """An over_seeds summary with mean, low and high in percent."""
+    return summary.assign(**{c: summary[c] * 100 for c in ("mean", "low", "high")})
+
+
+def with_ci(mean, low, high, digits: int = 1) -> str:
+    """'61.2 [60.1, 62.3]', or '—' for a missing value."""
+    if np.isnan(mean):
+        return "—"
+    if np.isnan(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFrame:
+    """initializer_summary as the paper's table: 'mean [low, high]' cells; levels never reached dropped;
+    a column of failed runs when any run failed."""
+    summary = summary.set_index("init").loc[ordered(summary.init)].reset_index()
+
+    def cells(prefix):
+        return [with_ci(*row) for row in summary[[prefix, f"{prefix}_low", f"{prefix}_high"]].values]
+    columns = {"initializer": summary.init, "dense accuracy (%)": cells("dense"),
+               "sparsest matching dense (%)": cells("matching")}
+    for level in levels:
+        columns[f"accuracy at {level:g}% (%)"] = cells(f"acc_{level:g}")
+    columns[f"early-stop speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
+    if summary.failed.any():
+        columns["failed runs (of seeds)"] = [f"{f} of {s}" for f, s in zip(summary.failed, summary.seeds)]
+    table = pd.DataFrame(columns)
+    return table.loc[:, [c for c in table if not (table[c].astype(str).isin(["—", "nan"])).all()]]
+
+
+def difference_matrix(pairs: pd.DataFrame, names, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Row − column mean paired difference in points, and its labels with * where Holm p < alpha."""
+    diff = pairs.pivot(index="a", columns="b", values="diff") * 100
+    diff = diff.combine_first(-diff.T).reindex(index=names, columns=names)
+    stars = pairs.assign(star=np.where(pairs.p_holm < alpha, "*", "")).pivot(index="a", columns="b", values="star")
+    stars = stars.combine_first(stars.T).reindex(index=names, columns=names).fillna("")
+    labels = diff.map(lambda v: "" if np.isnan(v) else f"{v:.1f}".replace("-0.0", "0.0")) + stars
+    return diff, labels.reindex(index=names, columns=names)  # + aligns and may reorder
+
+
+def best_versus_worst(stops: pd.DataFrame, pairs: pd.DataFrame, round_: int) -> dict:
+    """The most and least accurate initializers' tickets at one round and their paired difference (points)."""
+    at = stops[(stops["round"] == round_) & (stops.condition == "ticket")].set_index("seed")
+    ranked = at.groupby("init").test_acc.mean().sort_values()
+    best, worst = ranked.index[-1], ranked.index[0]
+    compared = stats.paired_comparison(at[at.init == best].test_acc * 100, at[at.init == worst].test_acc * 100)
+    p_holm = pairs[pairs[["a", "b"]].apply(set, axis=1) == {best, worst}].p_holm.iloc[0]
+    return dict(best=best, worst=worst, best_acc=f"{ranked[best] * 100:.1f}", worst_acc=f"{ranked[worst] * 100:.1f}",
+                best_minus_worst=with_ci(compared["diff"], compared["low"], compared["high"]),
+                best_minus_worst_p=f"{p_holm:.2g}")
+
+
+def overlap_values(overlap: pd.DataFrame, chance: float) -> dict:
+    """Mean Jaccard between initializers (off-diagonal), between seeds (diagonal), and by chance."""
+    between_inits = overlap.values[~np.eye(len(overlap), dtype=bool)]
+    return dict(jaccard_inits=f"{np.nanmean(between_inits):.2f}",
+                jaccard_seeds=f"{np.nanmean(np.diag(overlap)):.2f}", jaccard_chance=f"{chance:.2f}")
+
+
+def dense_table(stops: pd.DataFrame) -> pd.DataFrame:
+    """Dense networks (round 0): test accuracy and iteration at the early stop, per initializer."""
+    rows = []
+    for name in ordered(stops.init):
+        group = stops[(stops.init == name) & (stops["round"] == 0)]
+        rows.append({"initializer": name,
+                     "test accuracy at early stop (%)": with_ci(*stats.mean_ci(group.test_acc * 100)),
+                     "early-stop iteration": with_ci(*stats.mean_ci(group.iteration.dropna()), digits=0)})
+    return pd.DataFrame(rows)
+
+
+def levels_table(accuracy: pd.DataFrame, most: int = 7) -> pd.DataFrame:
+    """Mean accuracy per initializer at up to `most` evenly spaced rounds, the sparsest included."""
+    last = int(accuracy["round"].max())
+    shown = sorted({*range(0, last + 1, -(-last // (most - 1)) or 1), last})
+    table = (accuracy[accuracy["round"].isin(shown)].pivot(index="init", columns="weights_remaining", values="mean")
+             .round(1).sort_index(axis=1, ascending=False).reindex(ordered(accuracy.init)))
+    table.columns = [f"{p:.1f}%" for p in table.columns]
+    return table.rename_axis("initializer").reset_index()
+
+
+def imp_values(table: pd.DataFrame, accuracy: pd.DataFrame) -> dict:
+    """The grid's settings and the best and worst initializer, dense and at the sparsest level."""
+    config = table.iloc[0]
+    values = dict(seeds=table.seed.nunique(), schemes=", ".join(ordered(table.init)), rounds=int(table["round"].max()) + 1,
+                  iterations=int(table.iteration.max()), sparsest=f"{accuracy.weights_remaining.min():.1f}",
+                  eval_every="—" if pd.isna(config.get("eval_every")) else int(config["eval_every"]))
+    for label, r in (("dense", 0), ("last", accuracy["round"].max())):
+        means = accuracy[accuracy["round"] == r].set_index("init")["mean"]
+        values |= {f"{label}.best": means.idxmax(), f"{label}.best_acc": f"{means.max():.1f}",
+                   f"{label}.worst": means.idxmin(), f"{label}.worst_acc": f"{means.min():.1f}"}
+    return values
+
+
+def controls_table(accuracy: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
+    """At the sparsest level: mean accuracy per initializer and condition, and the ticket's paired
+    gap over each control."""
+    last = accuracy[accuracy["round"] == accuracy["round"].max()]
+    table = last.pivot(index="init", columns="condition", values="mean").round(1)
+    table = table[[c for c in ("ticket", "reinit", "random") if c in table]].reindex(ordered(last.init))
+    for control, group in gaps[gaps.init != "all"].groupby("control"):
+        cells = group.set_index("init").apply(lambda g: with_ci(g.gap * 100, g.low * 100, g.high * 100), axis=1)
+        table[f"ticket − {control} (points)"] = cells
+    return table.rename_axis("initializer").reset_index()
+
+
+def controls_values(stops: pd.DataFrame, gaps: pd.DataFrame) -> dict:
+    overall = gaps[gaps.init == "all"].set_index("control")
+    values = dict(sparsest=f"{stops[stops['round'] == stops['round'].max()].weights_remaining.iloc[0]:.1f}",
+                  seeds=stops.seed.nunique())
+    for control, row in overall.iterrows():
+        values[f"ticket_minus_{control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
+    return values
+
+
+def scale_table(accuracy: pd.DataFrame, round_: int) -> pd.DataFrame:
+    at = accuracy[accuracy["round"] == round_]
+    cells = at.assign(accuracy=[with_ci(*r) for r in at[["mean", "low", "high"]].values])
+    return cells.pivot(index="scale", columns="init", values="accuracy")[ordered(at.init)].reset_index()
+
+
+def scale_values(stops: pd.DataFrame, accuracy: pd.DataFrame, round_: int) -> dict:
+    """Best scale and spread per scheme at one round; with two schemes, their paired difference
+    (each seed's mean over scales, so seeds stay the unit)."""
+    at = accuracy[accuracy["round"] == round_]
+    names = ordered(at.init)
+    values = {"sparsest": f"{at.weights_remaining.iloc[0]:.1f}", "schemes": " and ".join(names),
+              "scales": ", ".join(f"{s:g}" for s in sorted(at.scale.unique()))}
+    for name in names:
+        means = at[at.init == name].set_index("scale")["mean"]
+        values[f"best_scale.{name}"] = f"{means.idxmax():g}"
+        values[f"range.{name}"] = f"{means.max() - means.min():.1f}"
+    if len(names) == 2:
+        wide = stops[stops["round"] == round_].pivot_table(index=["seed", "scale"], columns="init", values="test_acc")
+        per_seed = (wide[names[0]] - wide[names[1]]).groupby("seed").mean() * 100
+        values["shape_diff"] = with_ci(*stats.mean_ci(per_seed))
+    return values
+
+
+def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame, chance: float) -> dict:
+    last = int(stops["round"].max())
+    return {"sparsest": f"{stops[stops['round'] == last].weights_remaining.iloc[0]:.1f}",
+            "seeds": stops.seed.nunique(), **best_versus_worst(stops, pairs, last),
+            "significant_pairs": int((pairs.p_holm < 0.05).sum()), "pairs": len(pairs),
+            **overlap_values(overlap, chance)}
