@@ -152,3 +152,20 @@ def test_diverging_run_is_recorded_and_grid_goes_on(small_config, small_data, st
     assert store.run(healthy).rounds() == [0, 1, 2]
     metrics = json.loads((store.run(blowup).round_path(0) / "metrics.json").read_text())
     assert metrics["rows"][-1]["train_loss"] is None  # NaN stored as null
+
+
+def test_global_pruning_through_a_cohort(small_config, small_data, store):
+    """prune_scope global: each round removes 20% of the pooled kept weights, smallest first across
+    all layers, from the previous round's trained weights; controls keep the ticket's per-tensor counts."""
+    ticket, random = (small_config(condition=c, rounds=3, prune_scope="global") for c in ("ticket", "random"))
+    imp.run_cohort([ticket, random], store, small_data)
+    run = store.run(ticket)
+    for r in (1, 2):
+        before, mask, weights = run.tensors(r - 1, "mask"), run.tensors(r, "mask"), run.tensors(r - 1, "weights")
+        alive = sum(kept(before).values())
+        assert sum(kept(mask).values()) == alive - int(0.2 * alive + 0.5)
+        dropped = max(weights[n][before[n] & ~m].abs().max() for n, m in mask.items() if (before[n] & ~m).any())
+        assert all(weights[n][m].abs().min() >= dropped for n, m in mask.items())
+        densities = [kept(mask)[n] / m.numel() for n, m in mask.items()]
+        assert max(densities) - min(densities) > 0.05  # pooled: layers end at different densities
+        assert kept(store.run(random).tensors(r, "mask")) == kept(mask)

@@ -1,9 +1,9 @@
 """Datasets as tensors held in memory, split into train / validation / test.
 
-Names: `mnist1d` (generated offline by the `mnist1d` package), `mnist`, `fashion_mnist`,
-`cifar10` (read by our own readers from verified files, fetched as sources.py says), and
-`npz:PATH` for your own arrays `x_train, y_train, x_test, y_test` (images uint8 N×H×W(×C), or
-float N×D).
+Registered names (`register_dataset`): `mnist1d` (generated offline by the `mnist1d` package),
+`mnist`, `fashion_mnist`, `cifar10` (read by our own readers from verified files, fetched as
+sources.py says); and `npz:PATH` for your own arrays `x_train, y_train, x_test, y_test` (images
+uint8 N×H×W(×C), or float N×D). A dataset is a function returning those four arrays.
 
 The validation split is carved from the training set with a fixed seed (the same for every
 run). Inputs are standardized with statistics of what remains of the training set, or left as
@@ -15,6 +15,7 @@ import random
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,9 +24,7 @@ from .errors import TicketError, unknown
 from .seeds import generator
 from .sources import REAL, real_arrays
 
-DATASETS = ("mnist1d", *REAL, "npz:PATH")
 INPUT_NORMS = ("standardize", "none")  # per-channel mean/std of the training split; or pixels in [0, 1] as they are
-MNIST1D_DEFAULT_SAMPLES = 5000  # the package's default; 80% train, 20% test
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -48,20 +47,36 @@ class Data:
         return Data(**moved)
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    arrays: Callable[[int | None, Path], tuple]  # (num_samples, root) → x_train, y_train, x_test, y_test
+    val_size: Callable[[int | None], int]        # num_samples → examples held out of train for validation
+    default_samples: int | None = None           # generated datasets: how many examples unless told
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, val_size: Callable[[int | None], int], default_samples: int | None = None):
+    """Register `arrays(num_samples, root)` under `name`; num_samples applies where default_samples is set."""
+    def add(arrays):
+        DATASETS[name] = DatasetSpec(arrays, val_size, default_samples)
+        return arrays
+    return add
+
+
 def check_dataset(name: str) -> None:
     if name.startswith("npz:"):
         npz_arrays(name[4:])
     elif name not in DATASETS:
-        raise unknown("dataset", name, DATASETS)
+        raise unknown("dataset", name, [*DATASETS, "npz:PATH"])
 
 
 def default_val_size(name: str, num_samples: int | None) -> int:
-    """F&C hold out 5K; the smaller sets hold out a tenth of their training set."""
-    if name in REAL:
-        return 5000
-    if name == "mnist1d":
-        return int(0.8 * num_samples) // 10
-    return len(npz_arrays(name[4:])[1]) // 10
+    """F&C hold out 5K of MNIST and CIFAR-10; the smaller sets a tenth of their training set."""
+    if name.startswith("npz:"):
+        return len(npz_arrays(name[4:])[1]) // 10
+    return DATASETS[name].val_size(num_samples)
 
 
 def fingerprint(name: str) -> str | None:
@@ -84,7 +99,7 @@ def load_dataset(name: str, num_samples: int | None = None, val_size: int | None
     """Load (and cache in this process) one dataset, split and normalised, on the CPU."""
     check_dataset(name)
     check_input_norm(input_norm)
-    num_samples = num_samples or (MNIST1D_DEFAULT_SAMPLES if name == "mnist1d" else None)
+    num_samples = num_samples or (None if name.startswith("npz:") else DATASETS[name].default_samples)
     if val_size is None:
         val_size = default_val_size(name, num_samples)
     key = (name, num_samples, val_size, input_norm, str(root), fingerprint(name))
@@ -94,13 +109,12 @@ def load_dataset(name: str, num_samples: int | None = None, val_size: int | None
 
 
 def raw_arrays(name, num_samples, root):
-    if name == "mnist1d":
-        return mnist1d_arrays(num_samples, root)
-    if name in REAL:
-        return real_arrays(name, root)
-    return npz_arrays(name[4:])
+    if name.startswith("npz:"):
+        return npz_arrays(name[4:])
+    return DATASETS[name].arrays(num_samples, root)
 
 
+@register_dataset("mnist1d", val_size=lambda num_samples: int(0.8 * num_samples) // 10, default_samples=5000)
 def mnist1d_arrays(num_samples: int, root: Path):
     """Generate MNIST-1D offline (never its download helper), cached as an npz under root."""
     path = root / "datasets" / f"mnist1d-{num_samples}.npz"
@@ -120,6 +134,15 @@ def mnist1d_arrays(num_samples: int, root: Path):
                  x_test=d["x_test"].astype(np.float32), y_test=d["y_test"])
         tmp.replace(path)
     return npz_arrays(str(path))
+
+
+def downloaded(name: str):
+    """A real dataset's arrays, read from its verified files (sources.py)."""
+    return lambda num_samples, root: real_arrays(name, root)
+
+
+for _name in REAL:  # F&C's 5K validation examples
+    register_dataset(_name, val_size=lambda num_samples: 5000)(downloaded(_name))
 
 
 def npz_arrays(path: str):

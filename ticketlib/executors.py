@@ -1,4 +1,4 @@
-"""Where a grid's tasks run, by name.
+"""Where a grid's tasks run, registered by name (`EXECUTORS`).
 
     local  worker processes on this machine (spawned, one task each at a time); one worker runs
            the tasks in this process
@@ -17,7 +17,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 from .errors import TicketError, unknown
 
-EXECUTORS = ("local", "dask")
 POLL_SECONDS = 0.5  # how often progress is refreshed while tasks run
 CONNECT_TIMEOUT = "30s"  # to reach a Dask scheduler
 
@@ -60,18 +59,20 @@ def run_tasks(task, arguments: list, executor="local", workers=1, scheduler=None
     The first task that fails stops the grid: tasks not yet started are cancelled, and its error
     is raised here once the running ones end. Arguments are checked by the caller (check_executor).
     """
-    if executor == "local" and (workers == 1 or len(arguments) <= 1):
+    return EXECUTORS[executor](task, arguments, workers, scheduler, poll)
+
+
+def run_local(task, arguments, workers, scheduler, poll) -> list:
+    if workers == 1 or len(arguments) <= 1:
         return [task(argument, on_round=poll) for argument in arguments]
-    if executor == "local":
-        context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-        with ProcessPoolExecutor(min(workers, len(arguments)), mp_context=context) as pool:
-            futures = [pool.submit(task, argument) for argument in arguments]
-            try:
-                return collect(futures, poll)
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
-    return run_on_dask(task, arguments, workers, scheduler, poll)
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+    with ProcessPoolExecutor(min(workers, len(arguments)), mp_context=context) as pool:
+        futures = [pool.submit(task, argument) for argument in arguments]
+        try:
+            return collect(futures, poll)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def run_on_dask(task, arguments, workers, scheduler, poll) -> list:
@@ -103,3 +104,7 @@ def collect(futures: list, poll) -> list:
         if all(future.done() for future in futures):
             return [future.result() for future in futures]
         time.sleep(POLL_SECONDS)
+
+
+# name → run(task, arguments, workers, scheduler, poll): every task's result, in order
+EXECUTORS = {"local": run_local, "dask": run_on_dask}

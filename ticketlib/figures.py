@@ -6,7 +6,7 @@ import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from .inits import INITIALIZERS
-from .protocols import CONDITIONS
+from .conditions import CONDITIONS
 
 FIGURES = Path("figures")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
@@ -57,6 +57,19 @@ def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining"
         ax.plot(group[x], group["mean"], marker="o" if len(group) < 30 else None, markersize=3,
                 color=colours[name], label=str(name))
         ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
+
+
+def density_grid(samples, order: list):
+    """Small multiples of weight-value densities per scheme (columns `init`, `layer`, `weight`)."""
+    grid = sns.FacetGrid(samples, col="init", col_wrap=4, hue="layer", sharex=False, sharey=False,
+                         height=1.55, aspect=1.35, col_order=order)
+    grid.map_dataframe(sns.histplot, x="weight", stat="density", element="step", fill=False, bins=60,
+                       common_norm=False)
+    grid.set_titles("{col_name}", size=8)
+    grid.set_axis_labels("weight value", "density")
+    grid.set(ylim=(0, None))
+    grid.add_legend(title="layer")
+    return grid.figure
 
 
 def save(fig, name: str, folder: str | Path = FIGURES) -> Path:

@@ -11,7 +11,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -19,8 +18,8 @@ from .datasets import load_dataset
 from .errors import TicketError
 from .executors import POLL_SECONDS, check_executor, default_workers, run_tasks
 from .imp import run_cohort, training_setup
-from .protocols import CONDITIONS, make_run
-from .results import load_results
+from .conditions import CONDITIONS
+from .protocols import make_run
 from .store import Store, run_id
 
 
@@ -31,7 +30,7 @@ def expand_grid(datasets, models, inits, seeds, conditions=("ticket",), scales=(
                          ("seeds", seeds), ("conditions", conditions), ("scales", scales)):
         if not values:
             raise TicketError(f"the grid needs at least one of {name}")
-    ordered = sorted(set(conditions), key=lambda c: CONDITIONS.index(c) if c in CONDITIONS else -1)
+    ordered = sorted(set(conditions), key=lambda c: list(CONDITIONS).index(c) if c in CONDITIONS else -1)
     return [make_run(dataset, model, init, seed, protocol, condition, scale=scale, **hyperparameters)
             for dataset, model, init, scale, seed, condition
             in itertools.product(datasets, models, inits, scales, seeds, ordered)]
@@ -121,8 +120,3 @@ class StoreProgress:
         self.refresh(now=True)
         self.bar.close()
 
-
-def run_and_load(configs: list[dict], store="data/runs", **options) -> pd.DataFrame:
-    """Run (or reuse) a grid and return its tidy table: what a notebook calls."""
-    run_grid(configs, Store(store), **options)
-    return load_results(store, configs)

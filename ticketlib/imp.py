@@ -3,7 +3,7 @@
 Round 0 trains the dense network from θ0. Round r > 0 trains, from the rewind point, the network
 masked by pruning round r-1's trained weights. The rewind point is θ0 (`rewind_target: init`),
 iteration k of round 0 (late rewinding), or a PyTorch-default draw made apart from the scheme
-(`pytorch_default`: what the 2020 code restored at every reset). Conditions:
+(`pytorch_default`: what the 2020 code restored at every reset). Conditions (conditions.py):
   ticket  IMP's mask, rewound as above
   reinit  the ticket's mask of that round, with a fresh draw θ0' (other seed) in place of θ0
   random  a random mask with the ticket's per-tensor counts (nested across rounds), rewound as the ticket
@@ -19,12 +19,12 @@ runs that share a training setup goes round by round, training each round's tick
 import math
 from dataclasses import dataclass
 
+from .conditions import CONDITIONS, Condition
 from .datasets import Data
 from .errors import TicketError
 from .inits import initialize, pytorch_default_draw
 from .models import build_model, prunable_tensors
-from .pruning import full_mask, kept, magnitude_prune, percent_remaining, random_prune
-from .seeds import generator
+from .pruning import full_mask, percent_remaining
 from .store import Run, Store, run_id
 from .train import Job, budget, max_stack, sparse_layers, train
 
@@ -33,18 +33,6 @@ PER_TICKET = ("init", "scale", "bias_init", "seed", "condition")  # may differ w
 
 def training_setup(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in PER_TICKET + ("rounds",)}
-
-
-def round_mask(member: "Member", ticket_mask: dict | None, r: int, kinds: dict, params: dict) -> dict:
-    config = member.run.config
-    if r == 0:
-        return full_mask({n: params[n] for n in kinds})
-    if config["condition"] == "ticket":
-        return magnitude_prune(member.previous(r, "weights"), member.previous(r, "mask"), kinds,
-                               config["prune_rates"], config["prune_scope"], config["prune_rounding"])
-    if config["condition"] == "reinit":
-        return ticket_mask
-    return random_prune(member.previous(r, "mask"), kept(ticket_mask), generator(config["seed"], "random-mask", r))
 
 
 def early_stop_flags(rows: list[dict], diverged: bool) -> list[bool]:
@@ -71,20 +59,59 @@ def with_tickets(configs: list[dict]) -> list[dict]:
 
 @dataclass
 class Member:
-    """A run of the cohort and what its rounds start from."""
+    """A run of the cohort: its condition, and what its rounds start from."""
     run: Run
     ticket: Run    # the run itself for a ticket
+    condition: Condition
     theta0: dict   # round 0's start: θ0, or θ0' for reinit
     rewind: dict   # later rounds' start (without late rewinding): θ0 or θ0', or a PyTorch-default draw
     rounds: int    # how many rounds it asks for (not in the stored config)
     done: bool = False
     last: tuple | None = None  # (round, tensors) this process just saved: spares reading them back
 
+    @property
+    def is_ticket(self) -> bool:
+        return self.ticket is self.run
+
     def previous(self, r: int, name: str) -> dict:
         """A tensor file of round r - 1, from memory if this process saved it, else from the store."""
         if self.last is not None and self.last[0] == r - 1:
             return self.last[1][name]
         return self.run.tensors(r - 1, name)
+
+    def mask(self, r: int, ticket_mask: dict | None, kinds: dict, params: dict) -> dict:
+        if r == 0:
+            return full_mask({n: params[n] for n in kinds})
+        return self.condition.mask(self.run.config, lambda name: self.previous(r, name), ticket_mask, r, kinds)
+
+    def start(self, r: int, rewind_iteration: int) -> tuple[dict, int]:
+        """The weights round r starts from and the iteration it starts at."""
+        if r == 0:
+            return self.theta0, 0
+        if rewind_iteration and self.condition.late_rewind:
+            return self.ticket.tensors(0, "rewind"), rewind_iteration
+        return self.rewind, 0
+
+
+@dataclass
+class Pending:
+    """A member's training in this round, waiting for its stack."""
+    member: Member
+    job: Job
+    start: int  # iteration
+
+
+def members_of(configs: list[dict], store: Store, model, setup: dict) -> list[Member]:
+    members = []
+    for config in configs:
+        condition = CONDITIONS[config["condition"]]
+        theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], condition.draw)
+        rewind = (theta0 if setup["rewind_target"] == "init"
+                  else pytorch_default_draw(model, config["seed"], condition.draw))
+        run = store.run(config)
+        ticket = run if config["condition"] == "ticket" else store.run({**config, "condition": "ticket"})
+        members.append(Member(run, ticket, condition, theta0, rewind, config["rounds"]))
+    return members
 
 
 def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
@@ -100,63 +127,48 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
     model = build_model(setup["model"], data.input_shape, data.num_classes, setup["hidden"], setup["activation"])
     kinds = prunable_tensors(model, setup["prune_biases"])
     params = dict(model.named_parameters())
-    members = []
-    for config in configs:
-        draw = "reinit" if config["condition"] == "reinit" else "init"
-        theta0 = initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], draw)
-        rewind_state = theta0 if setup["rewind_target"] == "init" else pytorch_default_draw(model, config["seed"], draw)
-        run = store.run(config)
-        ticket = run if config["condition"] == "ticket" else store.run({**config, "condition": "ticket"})
-        members.append(Member(run, ticket, theta0, rewind_state, config["rounds"]))
-
+    members = members_of(configs, store, model, setup)
     keep_optimizer = setup["optimizer_state"] == "keep"
     round_files = ("mask", "weights", "optimizer") if keep_optimizer else ("mask", "weights")
     trained = 0
     for r in range(max(c["rounds"] for c in configs)):
-        masks, pending, copies = {}, [], []  # masks: this round's, for the controls that copy or match them
+        masks, pending, copies = {}, [], []  # masks: the tickets' of this round, for their controls
         for m in members:
             if m.done or r >= m.rounds:
                 continue
             if m.run.has_round(r):
                 m.done = m.run.metrics(r)["diverged"]
                 continue
-            if r == 0 and m.run.config["condition"] == "random":
-                copies.append(m)  # dense from θ0 with the ticket's seed: the ticket's round 0, bit for bit
+            if r == 0 and not m.is_ticket and m.condition.draw == "init":
+                copies.append(m)  # dense from the ticket's θ0 and seed: the ticket's round 0, bit for bit
                 continue
             ticket_mask = masks.get(m.ticket.path)
-            if ticket_mask is None and r > 0 and m.ticket is not m.run:
+            if ticket_mask is None and r > 0 and not m.is_ticket:
                 if not m.ticket.has_round(r):
                     m.done = True  # the ticket diverged before round r: no mask to copy or to match
                     continue
                 ticket_mask = m.ticket.tensors(r, "mask")
-            mask = round_mask(m, ticket_mask, r, kinds, params)
-            if m.ticket is m.run:
+            mask = m.mask(r, ticket_mask, kinds, params)
+            if m.is_ticket:
                 masks[m.run.path] = mask
-            condition = m.run.config["condition"]
-            if r == 0:
-                state, start = m.theta0, 0
-            elif rewind and condition != "reinit":
-                state, start = m.ticket.tensors(0, "rewind"), rewind
-            else:
-                state, start = m.rewind, 0
-            snapshot_at = rewind if (r == 0 and rewind and condition == "ticket") else None
+            state, start = m.start(r, rewind)
+            snapshot_at = rewind if (r == 0 and rewind and m.is_ticket) else None
             optimizer = m.previous(r, "optimizer") if keep_optimizer and r > 0 else None
-            pending.append((m, Job(state, mask, m.run.config["seed"], snapshot_at, optimizer), start))
+            pending.append(Pending(m, Job(state, mask, m.run.config["seed"], snapshot_at, optimizer), start))
         offset = r * total if setup["data_order"] == "continuous" else 0
         for stack in stacks(pending, model, device):
-            start = stack[0][2]
-            outcomes = train(model, [job for _, job, _ in stack], data, setup, start, total, device, offset)
-            for (m, job, _), out in zip(stack, outcomes):
+            outcomes = train(model, [p.job for p in stack], data, setup, stack[0].start, total, device, offset)
+            for p, out in zip(stack, outcomes):
                 for row, flag in zip(out.rows, early_stop_flags(out.rows, out.diverged)):
                     row["is_early_stop"] = flag
-                tensors = {"mask": job.mask, "weights": out.weights}
+                tensors = {"mask": p.job.mask, "weights": out.weights}
                 if out.snapshot is not None:
                     tensors["rewind"] = out.snapshot
                 if out.optimizer is not None:
                     tensors["optimizer"] = out.optimizer
-                m.run.save_round(r, dict(round=r, weights_remaining=percent_remaining(job.mask),
-                                         diverged=out.diverged, rows=out.rows), tensors)
-                m.done, m.last = out.diverged, (r, tensors)
+                p.member.run.save_round(r, dict(round=r, weights_remaining=percent_remaining(p.job.mask),
+                                                diverged=out.diverged, rows=out.rows), tensors)
+                p.member.done, p.member.last = out.diverged, (r, tensors)
                 trained += 1
                 on_round()
         for m in copies:
@@ -168,10 +180,10 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
     return trained
 
 
-def stacks(pending: list, model, device) -> list[list]:
-    """Jobs that can train together: same start and same sparse layers, at most max_stack each."""
+def stacks(pending: list[Pending], model, device) -> list[list[Pending]]:
+    """Trainings that can go together: same start and same sparse layers, at most max_stack each."""
     groups: dict[tuple, list] = {}
-    for item in pending:
-        groups.setdefault((item[2], sparse_layers(model, item[1].mask)), []).append(item)
+    for p in pending:
+        groups.setdefault((p.start, sparse_layers(model, p.job.mask)), []).append(p)
     size = max_stack(model, device)
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]

@@ -1,10 +1,15 @@
-"""Models, registered by name. Each declares its prunable layers and their kind.
+"""Models, registered by name (`register_model`). Each declares its prunable layers and their kind.
 
 `layer_kinds` maps a Linear/Conv2d module name to `conv`, `fc` or `output`; pruning rates are
 given per kind (F&C prune the output layer at half the fc rate). `plan` lists the forward pass as
-steps, read both by `forward` and by the engine that trains many copies at once (train.py).
+steps (linear, conv, act, pool, flatten), the one definition read both by `forward` and by the
+engine that trains many copies at once (train.py): a new model is a `Planned` module built from
+these steps.
 """
 import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 from torch import nn
 
@@ -17,8 +22,6 @@ CONV_PLANS = {  # F&C's CIFAR-10 networks: 3×3 convs, "M" = 2×2 max-pool
     "conv4": [64, 64, "M", 128, 128, "M"],
     "conv6": [64, 64, "M", 128, 128, "M", 256, 256, "M"],
 }
-DEFAULT_HIDDEN = {"lenet_300_100": (300, 100), **{name: (256, 256) for name in CONV_PLANS}}
-MODELS = tuple(DEFAULT_HIDDEN)
 
 
 class Planned(nn.Module):
@@ -84,6 +87,28 @@ class ConvNet(Planned):
         self.plan += dense_plan(len(hidden))
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[..., Planned]  # (input_shape, num_classes, hidden, activation) → the network
+    hidden: tuple                  # default widths of the hidden fully connected layers
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, hidden: tuple):
+    """Register `build(input_shape, num_classes, hidden, activation)` under `name`."""
+    def add(build):
+        MODELS[name] = ModelSpec(build, tuple(hidden))
+        return build
+    return add
+
+
+register_model("lenet_300_100", hidden=(300, 100))(LeNet)
+for _name, _plan in CONV_PLANS.items():
+    register_model(_name, hidden=(256, 256))(partial(ConvNet, _plan))
+
+
 def check_model(name: str, activation: str = "relu") -> None:
     if name not in MODELS:
         raise unknown("model", name, MODELS)
@@ -93,10 +118,7 @@ def check_model(name: str, activation: str = "relu") -> None:
 
 def build_model(name, input_shape, num_classes, hidden=None, activation="relu") -> nn.Module:
     check_model(name, activation)
-    hidden = tuple(hidden or DEFAULT_HIDDEN[name])
-    if name == "lenet_300_100":
-        return LeNet(input_shape, num_classes, hidden, activation)
-    return ConvNet(CONV_PLANS[name], input_shape, num_classes, hidden, activation)
+    return MODELS[name].build(input_shape, num_classes, tuple(hidden or MODELS[name].hidden), activation)
 
 
 def prunable_tensors(model: nn.Module, prune_biases: bool) -> dict[str, str]:

@@ -6,14 +6,14 @@ a run's numbers. Its hash (see store.run_id) names the run's folder. `rounds` sa
 not what a round is, so it is left out of the hash: asking for more rounds later extends the
 same run.
 """
-from .datasets import INPUT_NORMS, MNIST1D_DEFAULT_SAMPLES, check_dataset, default_val_size, fingerprint
+from .conditions import CONDITIONS
+from .datasets import DATASETS, INPUT_NORMS, check_dataset, default_val_size, fingerprint
 from .errors import TicketError, unknown
 from .inits import check_bias_init, check_init
-from .models import DEFAULT_HIDDEN, check_model
+from .models import MODELS, check_model
 from .pruning import ROUNDINGS, check_rates
 from .train import ENGINE
 
-CONDITIONS = ("ticket", "reinit", "random")  # IMP ticket; same mask, fresh init; random mask, same init
 # The behaviours on which the 2020 code, its report and Frankle & Carbin differ, and their choices
 CHOICES = {
     "rewind_target": ("init", "pytorch_default"),  # the scheme's θ0, or a PyTorch-default draw made before it
@@ -50,19 +50,29 @@ SEED2020_AS_RUN = dict(  # the 2020 code as it ran (PROTOCOLS.md): 100 epochs, p
     optimizer_state="keep", data_order="continuous",
     val_size=0, input_norm="none", activation="leaky_relu",
 )
-PROTOCOLS = {
-    "frankle2019": FRANKLE2019,
-    "seed2020_as_run": SEED2020_AS_RUN,
-    "seed2020": dict(SEED2020_AS_RUN, rewind_target="init"),  # the same with the bug fixed
-}
-MODEL_DEFAULTS = {  # F&C's per-network settings for CIFAR-10
-    "frankle2019": {
-        "conv2": dict(lr=2e-4, iterations=20_000),
-        "conv4": dict(lr=3e-4, iterations=25_000),
-        "conv6": dict(lr=3e-4, iterations=30_000, prune_rates={"fc": 0.2, "conv": 0.15, "output": 0.1}),
-    },
-    **{name: {"conv6": dict(lr=3e-4)} for name in ("seed2020_as_run", "seed2020")},  # the 2020 Conv-6's
-}
+PROTOCOLS: dict[str, dict] = {}
+MODEL_DEFAULTS: dict[str, dict] = {}  # protocol → model → the hyperparameters it sets for that model
+
+
+def register_protocol(name: str, hyperparameters: dict, per_model: dict | None = None) -> None:
+    """A protocol gives every hyperparameter a value (start from a copy of FRANKLE2019), and may set
+    some per model."""
+    missing = sorted(set(FRANKLE2019) - set(hyperparameters))
+    extra = sorted(set(hyperparameters) - set(FRANKLE2019))
+    if missing or extra:
+        raise TicketError(f"protocol {name!r}: {'lacks ' + ', '.join(missing) if missing else ''}"
+                          f"{'; ' if missing and extra else ''}{'unknown ' + ', '.join(extra) if extra else ''}")
+    PROTOCOLS[name], MODEL_DEFAULTS[name] = hyperparameters, per_model or {}
+
+
+register_protocol("frankle2019", FRANKLE2019, per_model={  # F&C's per-network settings for CIFAR-10
+    "conv2": dict(lr=2e-4, iterations=20_000),
+    "conv4": dict(lr=3e-4, iterations=25_000),
+    "conv6": dict(lr=3e-4, iterations=30_000, prune_rates={"fc": 0.2, "conv": 0.15, "output": 0.1}),
+})
+register_protocol("seed2020_as_run", SEED2020_AS_RUN, per_model={"conv6": dict(lr=3e-4)})  # the 2020 Conv-6's
+register_protocol("seed2020", dict(SEED2020_AS_RUN, rewind_target="init"),  # the same with the bug fixed
+                  per_model={"conv6": dict(lr=3e-4)})
 
 
 def _positive_int(name, value, allow_none=False):
@@ -133,16 +143,17 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
     if hp["rewind_iteration"] and hp["rewind_target"] != "init":
         raise TicketError("late rewinding (rewind_iteration > 0) rewinds to the ticket's own weights: "
                           "it needs rewind_target init")
-    hidden = tuple(hp.pop("hidden", None) or DEFAULT_HIDDEN[model])
+    hidden = tuple(hp.pop("hidden", None) or MODELS[model].hidden)
     for width in hidden:
         _positive_int("hidden width", width)
 
     num_samples = hp.pop("num_samples", None)
-    if dataset == "mnist1d":
-        num_samples = num_samples or MNIST1D_DEFAULT_SAMPLES
+    generated = [name for name, spec in DATASETS.items() if spec.default_samples]
+    if dataset in generated:
+        num_samples = num_samples or DATASETS[dataset].default_samples
         _positive_int("num_samples", num_samples)
     elif num_samples is not None:
-        raise TicketError("num_samples applies to mnist1d only")
+        raise TicketError(f"num_samples applies to generated datasets only ({', '.join(generated)})")
     if hp["val_size"] is None:
         hp["val_size"] = default_val_size(dataset, num_samples)
     if hp["val_size"] == 0 and "val" in hp["eval_splits"]:
