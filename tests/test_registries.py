@@ -21,8 +21,9 @@ def input_shape(name: str) -> tuple:
     return (3, 16, 16) if build_model(name, (3, 16, 16), 10).plan[0][0] == "conv" else (40,)
 
 
+@pytest.mark.parametrize("density", [1.0, 0.1], ids=["dense", "sparse"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_every_model_computes_its_plain_forward_when_stacked(name):
+def test_every_model_computes_its_plain_forward_when_stacked(name, density):
     """One definition of the forward pass: the engine's stacked steps (dense and block-sparse)
     give each ticket what its own nn.Module gives."""
     shape = input_shape(name)
@@ -33,9 +34,9 @@ def test_every_model_computes_its_plain_forward_when_stacked(name):
     jobs = []
     for seed in (0, 1):
         mask = full_mask({n: params[n] for n in kinds})
-        mask["hidden.0.weight"] = torch.rand(params["hidden.0.weight"].shape, generator=gen) < 0.1  # block-sparse
+        mask["hidden.0.weight"] = torch.rand(params["hidden.0.weight"].shape, generator=gen) < density
         jobs.append(Job(initialize(model, "kaiming_normal", 1.0, "default", seed, "init"), mask, seed))
-    assert sparse_layers(model, jobs[0].mask) == ("hidden.0",)
+    assert sparse_layers(model, jobs[0].mask) == (("hidden.0",) if density < 1 else ())
     stack = Stack(model, jobs, "cpu")
     x = torch.randn(5, *shape, generator=gen)
     with torch.no_grad():
