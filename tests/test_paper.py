@@ -76,6 +76,9 @@ def test_build_makes_self_contained_html_and_pdf(paper):
     assert "{{" not in page and "@fig" not in page
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
     assert not list((paper / "paper").glob(".*"))  # no intermediate files left behind
+    first = pdf.read_bytes()
+    build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
+    assert pdf.read_bytes() == first  # reproducible: no build date inside
 
 
 def test_build_refuses_todo_and_missing_figures(paper):

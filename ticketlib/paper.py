@@ -13,6 +13,7 @@ an input that paper/generated/manifest.json does not record (not written in this
 grid's results changed since it was made (stale), or that mixes grids in a section (artefacts.py).
 """
 import json
+import os
 import re
 from pathlib import Path
 
@@ -179,6 +180,7 @@ def build(paper_dir="paper", figures="figures", out_dir="paper", results="result
     if marker not in source:
         raise TicketError("pandoc's Typst template has no `#show: doc => conf(`: update TYPST_SETUP's hook")
     typ.write_text(source.replace(marker, TYPST_SETUP + marker, 1))
-    typst.compile(str(typ), output=str(pdf), root="/")
+    # the same sources give the same bytes: the PDF's date is SOURCE_DATE_EPOCH (reproducible builds), else 1970
+    typst.compile(str(typ), output=str(pdf), root="/", timestamp=int(os.environ.get("SOURCE_DATE_EPOCH", 0)))
     typ.unlink()
     return [html, pdf]
