@@ -8,6 +8,7 @@
     ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
     ticketlib results --store data/runs --out results.csv --out results.parquet
     ticketlib export mnist_main --store data/runs            # configs/mnist_main.yaml's results → results/mnist_main/
+    ticketlib verify --sample 3                              # retrain 3 shipped runs, compare with results/
     ticketlib data mnist fashion_mnist                       # fetch and check real datasets
 """
 import argparse
@@ -26,6 +27,7 @@ from .protocols import PROTOCOLS
 from .results import RESULTS, early_stop_summary, export, export_grid, load_results
 from .sources import REAL, dataset_files
 from .store import Store
+from .verify import TOLERANCE, verify
 
 
 class Parser(argparse.ArgumentParser):
@@ -156,6 +158,13 @@ def build_parser() -> Parser:
     grid.add_argument("grid", help="a grid file's name in configs/ (configs/NAME.yaml), or its path")
     grid.add_argument("--store", default="data/runs", help="run store folder holding the grid's finished runs")
     grid.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS}; the grid gets a folder in it)")
+    check = commands.add_parser("verify", help="retrain a random sample of shipped runs from scratch and compare "
+                                               "them with results/ (bit for bit here; elsewhere within tolerance)")
+    check.add_argument("--sample", type=int, default=3, help="how many runs (default 3)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the draw of runs and rounds (default 0)")
+    check.add_argument("--results", default=str(RESULTS), help=f"results folder (default {RESULTS})")
+    check.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    check.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
     results = commands.add_parser("results", help="export all runs as one tidy table")
     results.add_argument("--store", default="data/runs", help="run store folder")
     results.add_argument("--out", action="append", help="FILE.parquet or FILE.csv (may repeat); a summary is printed too")
@@ -189,9 +198,27 @@ def grid_file(grid: str) -> Path:
 
 def command_export(args) -> None:
     path = grid_file(args.grid)
-    configs = grid_configs(build_parser().parse_args(["run", *yaml_arguments(str(path))]))
+    configs = file_configs(args.grid)
     folder = export_grid(path.stem, configs, args.store, args.out)
     print(f"grid {path.stem}: {len(configs)} runs → {folder}/")
+
+
+def file_configs(grid: str) -> list[dict]:
+    return grid_configs(build_parser().parse_args(["run", *yaml_arguments(str(grid_file(grid)))]))
+
+
+def command_verify(args) -> None:
+    def report(check):
+        verdict = ("identical" if check.identical else
+                   f"within tolerance ({check.worst})" if check.within else f"DIFFERENT ({check.worst})")
+        print(f"{check.grid} run {check.run} rounds 0-{check.rounds - 1}: {verdict}", flush=True)
+    checks = verify(args.sample, args.seed, args.results, file_configs, args.device, args.data_root, report)
+    bad = [c for c in checks if not c.within]
+    if bad:
+        raise TicketError(f"{len(bad)} of {len(checks)} retrained runs differ from the shipped results beyond "
+                          f"tolerance (accuracies {TOLERANCE['accuracy']:g}, losses {TOLERANCE['loss']:.0%})")
+    same = sum(c.identical for c in checks)
+    print(f"{len(checks)} runs retrained: {same} identical bit for bit, {len(checks) - same} within tolerance")
 
 
 def command_run(args) -> None:
@@ -243,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             command_data(args)
         elif args.command == "export":
             command_export(args)
+        elif args.command == "verify":
+            command_verify(args)
         elif args.command == "paper":
             for path in build_paper(args.paper_dir, args.figures, args.paper_dir, args.results):
                 print(f"wrote {path}")
