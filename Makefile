@@ -27,7 +27,7 @@ test: setup
 STUDY_RUNS  := $(sort $(wildcard notebooks/params/*.yaml))
 STUDY_GRIDS := $(sort $(foreach params,$(STUDY_RUNS),$(shell sed -n 's/^grid: *//p' $(params))))
 study: setup
-	rm -rf paper/generated
+	rm -rf paper/generated figures/*.png figures/*.pdf
 	mkdir -p build/notebooks
 	for params in $(STUDY_RUNS); do \
 	  run=$$(basename $$params .yaml); \

@@ -137,7 +137,7 @@ def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
 
 @pytest.mark.parametrize("parameters,message", [
     (dict(grid="mnist_nope"), "no results for grid 'mnist_nope' in ../results; grids there: "),
-    (dict(results_dir="../elsewhere"), "no results for grid 'mnist1d_main' in ../elsewhere; grids there: none"),
+    (dict(results_dir="../elsewhere"), "no results for grid 'mnist_main' in ../elsewhere; grids there: none"),
 ], ids=["grid", "results_dir"])
 def test_bad_notebook_parameters(tmp_path, parameters, message):
     shutil.copytree(NOTEBOOKS, tmp_path / "notebooks")

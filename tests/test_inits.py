@@ -43,6 +43,12 @@ def expected(name, shape):
     return table[name]
 
 
+def test_every_scheme_is_in_one_family():
+    from ticketlib.inits import FAMILIES
+    members = [name for family in FAMILIES.values() for name in family]
+    assert sorted(members) == sorted(INITIALIZERS)
+
+
 def test_every_scheme_has_a_test_and_a_formula():
     assert len(INITIALIZERS) == 16  # the study's schemes; a new one adds its line to expected()
     for name, scheme in INITIALIZERS.items():

@@ -42,7 +42,7 @@ def test_notebooks_pass_nbval(scratch):
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
                              "notebooks"], cwd=scratch, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert (scratch / "build" / "exploratory" / "figures" / "imp_mnist1d_main.png").is_file()
+    assert (scratch / "build" / "exploratory" / "figures" / "imp_mnist_main.png").is_file()
     assert not (scratch / "figures").exists() and not (scratch / "paper").exists()
 
 

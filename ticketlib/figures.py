@@ -2,10 +2,11 @@
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from .inits import INITIALIZERS
+from .inits import FAMILIES, INITIALIZERS
 from .conditions import CONDITIONS
 
 FIGURES = Path("figures")
@@ -20,10 +21,10 @@ def set_style() -> None:
 
 def palette(names) -> dict:
     """A colour per name that is the same in every figure: initializers by registry order (tab20
-    keeps each normal/uniform pair in one hue), conditions by their fixed order."""
+    keeps each normal/uniform pair in one hue, grey left for context), conditions by their fixed order."""
     names = list(names)
-    if set(names) <= set(INITIALIZERS):
-        universe, colours = list(INITIALIZERS), sns.color_palette("tab20", 20)
+    if set(names) <= set(INITIALIZERS):  # tab20 without its grey pair: grey is for context lines
+        universe, colours = list(INITIALIZERS), [c for i, c in enumerate(sns.color_palette("tab20", 20)) if i not in (14, 15)]
     else:
         universe = list(CONDITIONS) if set(names) <= set(CONDITIONS) else sorted(names)
         colours = sns.color_palette("colorblind", max(10, len(universe)))
@@ -57,6 +58,42 @@ def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining"
         ax.plot(group[x], group["mean"], marker="o" if len(group) < 30 else None, markersize=3,
                 color=colours[name], label=str(name))
         ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
+
+
+def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax: None, zoom_from=None,
+                  unscaled: str = next(iter(FAMILIES))):
+    """One panel per family of initializers in `summary` (columns init, `x`, mean, low, high): the
+    family's schemes in colour with their bands, every other scheme's mean in grey behind them.
+    The families' panels share a y axis, but for the `unscaled` schemes', whose values lie far off
+    theirs; that axis spans their values from x = `zoom_from` on (all of them by default);
+    `format_x(ax)` sets up each x axis."""
+    present = set(summary.init)
+    families = {f: [n for n in names if n in present] for f, names in FAMILIES.items()}
+    families = {f: names for f, names in families.items() if names}
+    rows = -(-len(families) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(WIDTH, 2.2 * rows + 0.3), squeeze=False)
+    colours = palette(summary.init.unique())
+    scaled = summary[~summary.init.isin(FAMILIES[unscaled])]
+    shown = scaled if zoom_from is None else scaled[scaled[x] >= zoom_from]
+    for ax, (family, names) in zip(axes.flat, families.items()):
+        behind = summary if family == unscaled else scaled
+        for name, group in behind[~behind.init.isin(names)].groupby("init"):
+            group = group.sort_values(x)
+            ax.plot(group[x], group["mean"], color="0.85", lw=0.7, zorder=1)
+        band_plot(ax, summary[summary.init.isin(names)], "init", colours, x=x)
+        ax.set_title(family, fontsize=8)
+        ax.legend(fontsize=6, loc="best", handlelength=1.2)
+        format_x(ax)
+        ax.set(xlabel="", ylabel="")
+        if family != unscaled and len(shown):
+            pad = 0.05 * (shown.high.max() - shown.low.min())
+            ax.set_ylim(shown.low.min() - pad, shown.high.max() + pad)
+    for ax in axes.flat[len(families):]:
+        ax.set_visible(False)
+    fig.supylabel(ylabel, fontsize=9)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def density_grid(samples, order: list):

@@ -142,6 +142,14 @@ SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xav
                   "xavier_uniform", "xavier_normal_half", "xavier_uniform_half",
                   "xavier_normal_double", "xavier_uniform_double"]
 INIT_GROUPS = {"all": list(INITIALIZERS), "seed2020": SEED2020_INITS}  # names usable in --inits
+FAMILIES = {  # for figures: schemes side by side with their relatives; a new scheme goes in one
+    "unscaled: N(0, 1), U(0, 1)": ["normal", "uniform"],
+    "Kaiming (He)": ["kaiming_normal", "kaiming_uniform"],
+    "Xavier (Glorot)": ["xavier_normal", "xavier_uniform", "xavier_normal_half", "xavier_normal_double",
+                        "xavier_uniform_half", "xavier_uniform_double"],
+    "LeCun": ["lecun_normal", "lecun_uniform"],
+    "others": ["orthogonal", "truncated_normal", "pytorch_default", "signed_constant"],
+}
 
 
 def resolve(names) -> list[str]:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .inits import INITIALIZERS
+from .inits import FAMILIES, INITIALIZERS
 
 
 def ordered(names) -> list[str]:
@@ -99,11 +99,14 @@ def levels_table(accuracy: pd.DataFrame, most: int = 7) -> pd.DataFrame:
 
 
 def imp_values(table: pd.DataFrame, accuracy: pd.DataFrame) -> dict:
-    """The grid's settings and the best and worst initializer, dense and at the sparsest level."""
+    """The grid's settings, the percent of run-rounds whose early stop came before the budget's end,
+    and the best and worst initializer, dense and at the sparsest level."""
     config = table.iloc[0]
+    stops = table[table.is_early_stop.astype(bool)]
     values = dict(seeds=table.seed.nunique(), schemes=", ".join(ordered(table.init)), rounds=int(table["round"].max()) + 1,
                   iterations=int(table.iteration.max()), sparsest=f"{accuracy.weights_remaining.min():.1f}",
-                  eval_every="—" if pd.isna(config.get("eval_every")) else int(config["eval_every"]))
+                  eval_every="—" if pd.isna(config.get("eval_every")) else int(config["eval_every"]),
+                  stopped_early=f"{(stops.iteration < table.iteration.max()).mean() * 100:.0f}")  # % of run-rounds
     for label, r in (("dense", 0), ("last", accuracy["round"].max())):
         means = accuracy[accuracy["round"] == r].set_index("init")["mean"]
         values |= {f"{label}.best": means.idxmax(), f"{label}.best_acc": f"{means.max():.1f}",
@@ -156,9 +159,21 @@ def scale_values(stops: pd.DataFrame, accuracy: pd.DataFrame, round_: int) -> di
     return values
 
 
-def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame, chance: float) -> dict:
+def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame, chance: float,
+                   summary: pd.DataFrame) -> dict:
+    """The sparsest level's best and worst scheme, the significant pairs (all, and among the schemes
+    scaled by fan: `scaled_*`), their spread there and the range of their matching levels, and mask
+    overlaps; `summary` is initializer_summary's."""
     last = int(stops["round"].max())
+    scaled = [n for n in stops.init.unique() if n not in FAMILIES[next(iter(FAMILIES))]]
+    among = pairs[pairs.a.isin(scaled) & pairs.b.isin(scaled)]
+    means = stops[(stops["round"] == last) & stops.init.isin(scaled)].groupby("init").test_acc.mean() * 100
+    matching = summary[summary.init.isin(scaled)].matching
     return {"sparsest": f"{stops[stops['round'] == last].weights_remaining.iloc[0]:.1f}",
             "seeds": stops.seed.nunique(), **best_versus_worst(stops, pairs, last),
             "significant_pairs": int((pairs.p_holm < 0.05).sum()), "pairs": len(pairs),
+            "scaled_count": len(scaled), "scaled_significant_pairs": int((among.p_holm < 0.05).sum()),
+            "scaled_pairs": len(among), "scaled_spread": f"{means.max() - means.min():.1f}",
+            "scaled_best": means.idxmax(), "scaled_worst": means.idxmin(),
+            "scaled_matching": "–".join(f"{v:.1f}" for v in sorted({matching.min(), matching.max()})),
             **overlap_values(overlap, chance)}
