@@ -113,3 +113,19 @@ def test_draw_is_seeded_by_run_not_by_global_rng():
     assert not torch.equal(a.weight, b.weight)
     initialize(b, "lecun_normal", 1.0, "default", 7, "reinit")
     assert not torch.equal(a.weight, b.weight)
+
+
+def test_draws_do_not_depend_on_the_thread_count():
+    """θ0 is the same whichever thread count the caller runs (orthogonal's QR would differ)."""
+    from ticketlib.models import build_model
+    model = build_model("lenet_300_100", (784,), 10)
+    threads = torch.get_num_threads()
+    draws = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            draws.append(initialize(model, "orthogonal", 1.0, "default", 0, "init"))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(draws[0][k], draws[1][k]) for k in draws[0])
+    assert torch.get_num_threads() == threads

@@ -14,6 +14,7 @@ every scheme starts from the same generator state, so schemes are compared on pa
 numbers (e.g. kaiming_normal and xavier_normal weights differ by one factor per layer).
 """
 import math
+from contextlib import contextmanager
 from typing import Callable
 
 import pandas as pd
@@ -172,6 +173,17 @@ def check_bias_init(name: str) -> None:
         raise unknown("bias_init", name, BIAS_INITS)
 
 
+@contextmanager
+def one_thread():
+    """Draws as a training worker makes them: QR (orthogonal) sums in an order that depends on threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_parts,
                weight_stream: str = "weight") -> dict:
     """Draw every Linear/Conv2d weight (and bias) of `model` in place; return a copy of the state.
@@ -182,7 +194,7 @@ def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_
     check_init(init)
     check_bias_init(bias_init)
     scheme = INITIALIZERS[init]
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():
         for name, layer in model.named_modules():
             if not isinstance(layer, (nn.Linear, nn.Conv2d)):
                 continue
