@@ -207,3 +207,20 @@ def test_control_gaps_are_paired_by_seed_and_averaged_per_seed():
     assert (gaps.loc["a", "low"], gaps.loc["a", "high"]) == pytest.approx(t_interval([0.10, 0.12, 0.11]))
     assert gaps.loc["all", "gap"] == pytest.approx(0.07) and gaps.loc["all", "seeds"] == 3  # seeds, not 6 values
     assert (gaps.loc["all", "low"], gaps.loc["all", "high"]) == pytest.approx(t_interval([0.06, 0.08, 0.07]))
+
+
+def test_the_2020_claims_are_paired_differences_per_seed():
+    from ticketlib.report import claims_2020
+    schemes = {"kaiming_normal": 0.60, "kaiming_uniform": 0.60, "xavier_normal": 0.62, "xavier_uniform": 0.62,
+               "xavier_normal_half": 0.63, "xavier_uniform_half": 0.63, "xavier_normal_double": 0.61,
+               "xavier_uniform_double": 0.61}
+    rows = [dict(init=i, condition="ticket", seed=s, round=r, weights_remaining=level, test_acc=base + 0.01 * s,
+                 train_acc=base)
+            for i, base in schemes.items() for s in range(3) for r, level in enumerate((100.0, 3.5, 2.3))]
+    stops = pd.DataFrame(rows)
+    table = claims_2020({"fixed": (stops, "test_acc")}).set_index("the 2020 report's conclusion")["fixed"]
+    assert table["Xavier beats Kaiming at 3.5% (points)"] == "2.0 [2.0, 2.0]"  # the seed effect cancels
+    assert table["narrower beats wider (Xavier ½ − ×2) at 3.5% (points)"] == "2.0 [2.0, 2.0]"
+    assert table["normal ≈ uniform (normal − uniform) at 3.5% (points)"] == "0.0 [0.0, 0.0]"
+    assert table["best scheme at 2.3%"] == "xavier_normal_half (64.0%)"
+    assert table["all schemes alike at 3.5%: spread of means (points)"].startswith("3.0 (")

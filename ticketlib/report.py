@@ -177,3 +177,43 @@ def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFra
             "scaled_best": means.idxmax(), "scaled_worst": means.idxmin(),
             "scaled_matching": "–".join(f"{v:.1f}" for v in sorted({matching.min(), matching.max()})),
             **overlap_values(overlap, chance)}
+
+
+CLAIMS_2020 = {  # the 2020 report's conclusions, each as paired differences (a − b) averaged per seed
+    "Xavier beats Kaiming": [("xavier_normal", "kaiming_normal"), ("xavier_uniform", "kaiming_uniform")],
+    "narrower beats wider (Xavier ½ − ×2)": [("xavier_normal_half", "xavier_normal_double"),
+                                             ("xavier_uniform_half", "xavier_uniform_double")],
+    "normal ≈ uniform (normal − uniform)": [("kaiming_normal", "kaiming_uniform"), ("xavier_normal", "xavier_uniform"),
+                                           ("xavier_normal_half", "xavier_uniform_half"),
+                                           ("xavier_normal_double", "xavier_uniform_double")],
+}
+
+
+def paired_claim(stops: pd.DataFrame, round_: int, pairs: list, metric: str) -> str:
+    """Mean over `pairs` of a − b, per seed, then over seeds with its t interval, in points."""
+    wide = stops[stops["round"] == round_].pivot_table(index="seed", columns="init", values=metric)
+    pairs = [(a, b) for a, b in pairs if a in wide and b in wide]
+    per_seed = sum(wide[a] - wide[b] for a, b in pairs) / len(pairs) * 100
+    return with_ci(*stats.mean_ci(per_seed.dropna()))
+
+
+def claims_2020(protocols: dict, alike_at: float = 3.5, best_at: float = 2.3) -> pd.DataFrame:
+    """The 2020 report's conclusions measured under each protocol: `protocols` maps a column label
+    to (early-stop rows, metric). The spread of scheme means and the Holm-significant pairs at the
+    level nearest `alike_at`; the paired differences of CLAIMS_2020 there; the best scheme near
+    `best_at`."""
+    rows: dict[str, dict] = {}
+    for label, (stops, metric) in protocols.items():
+        alike, best = stats.nearest_round(stops, alike_at), stats.nearest_round(stops, best_at)
+        level = stops[stops["round"] == alike].weights_remaining.iloc[0]
+        means = stops[stops["round"] == alike].groupby("init")[metric].mean() * 100
+        pairs = stats.pairwise_comparisons(stops, alike, metric)
+        rows.setdefault(f"all schemes alike at {level:.1f}%: spread of means (points)", {})[label] = \
+            f"{means.max() - means.min():.1f} ({int((pairs.p_holm < 0.05).sum())} of {len(pairs)} pairs differ)"
+        for claim, claim_pairs in CLAIMS_2020.items():
+            rows.setdefault(f"{claim} at {level:.1f}% (points)", {})[label] = paired_claim(stops, alike, claim_pairs, metric)
+        at_best = stops[stops["round"] == best]
+        best_means = at_best.groupby("init")[metric].mean() * 100
+        rows.setdefault(f"best scheme at {at_best.weights_remaining.iloc[0]:.1f}%", {})[label] = \
+            f"{best_means.idxmax()} ({best_means.max():.1f}%)"
+    return pd.DataFrame(rows).T.rename_axis("the 2020 report's conclusion").reset_index()
