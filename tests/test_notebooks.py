@@ -83,7 +83,7 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     """Each study parameter file names its notebook's parameters, and its grid's shipped results were
     exported from the grid file as it is now (same runs, engine version and rounds)."""
     import yaml
-    from ticketlib.cli import build_parser, grid_configs, yaml_arguments
+    from ticketlib.cli import file_configs
     from ticketlib.results import grid_hash
 
     notebook = NOTEBOOKS / f"{path.name.split('.')[0]}.ipynb"
@@ -92,7 +92,6 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     assert set(given) <= set(notebook_defaults(notebook)), f"{path.name}: unknown parameters"
     assert given.get("publish") is True, f"{path.name}: the study's parameter files publish"
     if "grid" in given:
-        grid_file = ROOT / "configs" / f"{given['grid']}.yaml"
-        configs = grid_configs(build_parser().parse_args(["run", *yaml_arguments(str(grid_file))]))
+        configs = file_configs(str(ROOT / "configs" / f"{given['grid']}.yaml"))
         identity = json.loads((ROOT / "results" / given["grid"] / "grid.json").read_text())
         assert identity["grid_hash"] == grid_hash(configs), f"results/{given['grid']} is stale: export it again"
