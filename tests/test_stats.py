@@ -209,6 +209,23 @@ def test_control_gaps_are_paired_by_seed_and_averaged_per_seed():
     assert (gaps.loc["all", "low"], gaps.loc["all", "high"]) == pytest.approx(t_interval([0.06, 0.08, 0.07]))
 
 
+def test_control_values_separate_the_fan_scaled_schemes():
+    from ticketlib.report import controls_values
+    rows = []
+    for init, gap in (("normal", -0.30), ("kaiming_normal", 0.04), ("xavier_normal", 0.06)):  # normal: unscaled
+        for seed in range(3):
+            for round_, weights in ((0, 100.0), (1, 2.0)):
+                rows += [dict(init=init, seed=seed, round=round_, weights_remaining=weights, condition="ticket",
+                              test_acc=0.9 + gap + 0.01 * seed),
+                         dict(init=init, seed=seed, round=round_, weights_remaining=weights, condition="random",
+                              test_acc=0.9)]
+    stops = pd.DataFrame(rows)
+    values = controls_values(stops, control_gaps(stops, 1))
+    assert values["sparsest"] == "2.0" and values["seeds"] == 3
+    assert values["ticket_minus_random"].startswith("-5.7 [")  # (−30 + 4 + 6) / 3 + 1 (the mean seed)
+    assert values["scaled_ticket_minus_random"].startswith("6.0 [")  # (4 + 6) / 2 + 1: the fan-scaled schemes only
+
+
 def test_the_2020_claims_are_paired_differences_per_seed():
     from ticketlib.report import claims_2020
     schemes = {"kaiming_normal": 0.60, "kaiming_uniform": 0.60, "xavier_normal": 0.62, "xavier_uniform": 0.62,

@@ -126,12 +126,21 @@ def controls_table(accuracy: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     return table.rename_axis("initializer").reset_index()
 
 
+def fan_scaled(names) -> list[str]:
+    """The schemes that scale their weights by the layer's fan (all but the first family's)."""
+    return [n for n in names if n not in FAMILIES[next(iter(FAMILIES))]]
+
+
 def controls_values(stops: pd.DataFrame, gaps: pd.DataFrame) -> dict:
-    overall = gaps[gaps.init == "all"].set_index("control")
-    values = dict(sparsest=f"{stops[stops['round'] == stops['round'].max()].weights_remaining.iloc[0]:.1f}",
+    """The ticket's mean gap to each control at the last round over all schemes (`gaps`' 'all' rows)
+    and over the fan-scaled ones (`scaled_*`), each seed's mean over schemes with a t interval."""
+    last = int(stops["round"].max())
+    scaled = stats.control_gaps(stops[stops.init.isin(fan_scaled(stops.init.unique()))], last)
+    values = dict(sparsest=f"{stops[stops['round'] == last].weights_remaining.iloc[0]:.1f}",
                   seeds=stops.seed.nunique())
-    for control, row in overall.iterrows():
-        values[f"ticket_minus_{control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
+    for prefix, table in (("", gaps), ("scaled_", scaled)):
+        for control, row in table[table.init == "all"].set_index("control").iterrows():
+            values[f"{prefix}ticket_minus_{control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
     return values
 
 
@@ -165,7 +174,7 @@ def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFra
     scaled by fan: `scaled_*`), their spread there and the range of their matching levels, and mask
     overlaps; `summary` is initializer_summary's."""
     last = int(stops["round"].max())
-    scaled = [n for n in stops.init.unique() if n not in FAMILIES[next(iter(FAMILIES))]]
+    scaled = fan_scaled(stops.init.unique())
     among = pairs[pairs.a.isin(scaled) & pairs.b.isin(scaled)]
     means = stops[(stops["round"] == last) & stops.init.isin(scaled)].groupby("init").test_acc.mean() * 100
     matching = summary[summary.init.isin(scaled)].matching
