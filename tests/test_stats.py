@@ -227,7 +227,7 @@ def test_control_values_separate_the_fan_scaled_schemes():
 
 
 def test_the_2020_claims_are_paired_differences_per_seed():
-    from ticketlib.report import claims_2020
+    from ticketlib.report import claims_2020, claims_table, claims_values
     schemes = {"kaiming_normal": 0.60, "kaiming_uniform": 0.60, "xavier_normal": 0.62, "xavier_uniform": 0.62,
                "xavier_normal_half": 0.63, "xavier_uniform_half": 0.63, "xavier_normal_double": 0.61,
                "xavier_uniform_double": 0.61}
@@ -235,7 +235,13 @@ def test_the_2020_claims_are_paired_differences_per_seed():
                  train_acc=base)
             for i, base in schemes.items() for s in range(3) for r, level in enumerate((100.0, 3.5, 2.3))]
     stops = pd.DataFrame(rows)
-    table = claims_2020({"fixed": (stops, "test_acc")}).set_index("the 2020 report's conclusion")["fixed"]
+    claims = claims_2020({"fixed": ("fixed: test accuracy", stops, "test_acc"),
+                          "as_run": ("as run: training-set accuracy", stops, "train_acc")})
+    values = claims_values(claims)
+    assert values["xavier_kaiming.as_run"] == "2.0 [2.0, 2.0]" and values["best.as_run"] == "xavier_normal_half (63.0%)"
+    table = claims_table(claims)
+    assert list(table.columns) == ["the 2020 report's conclusion", "fixed: test accuracy", "as run: training-set accuracy"]
+    table = table.set_index("the 2020 report's conclusion")["fixed: test accuracy"]
     assert table["Xavier beats Kaiming at 3.5% (points)"] == "2.0 [2.0, 2.0]"  # the seed effect cancels
     assert table["narrower beats wider (Xavier ½ − ×2) at 3.5% (points)"] == "2.0 [2.0, 2.0]"
     assert table["normal ≈ uniform (normal − uniform) at 3.5% (points)"] == "0.0 [0.0, 0.0]"

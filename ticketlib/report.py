@@ -189,12 +189,13 @@ def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFra
 
 
 CLAIMS_2020 = {  # the 2020 report's conclusions, each as paired differences (a − b) averaged per seed
-    "Xavier beats Kaiming": [("xavier_normal", "kaiming_normal"), ("xavier_uniform", "kaiming_uniform")],
-    "narrower beats wider (Xavier ½ − ×2)": [("xavier_normal_half", "xavier_normal_double"),
-                                             ("xavier_uniform_half", "xavier_uniform_double")],
-    "normal ≈ uniform (normal − uniform)": [("kaiming_normal", "kaiming_uniform"), ("xavier_normal", "xavier_uniform"),
-                                           ("xavier_normal_half", "xavier_uniform_half"),
-                                           ("xavier_normal_double", "xavier_uniform_double")],
+    "xavier_kaiming": ("Xavier beats Kaiming",
+                       [("xavier_normal", "kaiming_normal"), ("xavier_uniform", "kaiming_uniform")]),
+    "narrow_wide": ("narrower beats wider (Xavier ½ − ×2)",
+                    [("xavier_normal_half", "xavier_normal_double"), ("xavier_uniform_half", "xavier_uniform_double")]),
+    "normal_uniform": ("normal ≈ uniform (normal − uniform)",
+                       [("kaiming_normal", "kaiming_uniform"), ("xavier_normal", "xavier_uniform"),
+                        ("xavier_normal_half", "xavier_uniform_half"), ("xavier_normal_double", "xavier_uniform_double")]),
 }
 
 
@@ -207,22 +208,37 @@ def paired_claim(stops: pd.DataFrame, round_: int, pairs: list, metric: str) -> 
 
 
 def claims_2020(protocols: dict, alike_at: float = 3.5, best_at: float = 2.3) -> pd.DataFrame:
-    """The 2020 report's conclusions measured under each protocol: `protocols` maps a column label
-    to (early-stop rows, metric). The spread of scheme means and the Holm-significant pairs at the
-    level nearest `alike_at`; the paired differences of CLAIMS_2020 there; the best scheme near
-    `best_at`."""
-    rows: dict[str, dict] = {}
-    for label, (stops, metric) in protocols.items():
+    """The 2020 report's conclusions measured under each protocol, one row per (claim, protocol):
+    `protocols` maps a key to (column label, early-stop rows, metric). The spread of scheme means
+    and the Holm-significant pairs at the level nearest `alike_at` ("alike"); the paired
+    differences of CLAIMS_2020 there; the best scheme near `best_at` ("best")."""
+    rows = []
+    for key, (label, stops, metric) in protocols.items():
         alike, best = stats.nearest_round(stops, alike_at), stats.nearest_round(stops, best_at)
         level = stops[stops["round"] == alike].weights_remaining.iloc[0]
         means = stops[stops["round"] == alike].groupby("init")[metric].mean() * 100
         pairs = stats.pairwise_comparisons(stops, alike, metric)
-        rows.setdefault(f"all schemes alike at {level:.1f}%: spread of means (points)", {})[label] = \
-            f"{means.max() - means.min():.1f} ({int((pairs.p_holm < 0.05).sum())} of {len(pairs)} pairs differ)"
-        for claim, claim_pairs in CLAIMS_2020.items():
-            rows.setdefault(f"{claim} at {level:.1f}% (points)", {})[label] = paired_claim(stops, alike, claim_pairs, metric)
+        found = {"alike": (f"all schemes alike at {level:.1f}%: spread of means (points)",
+                           f"{means.max() - means.min():.1f} ({int((pairs.p_holm < 0.05).sum())} of {len(pairs)} "
+                           "pairs differ)")}
+        for claim, (words, claim_pairs) in CLAIMS_2020.items():
+            found[claim] = (f"{words} at {level:.1f}% (points)", paired_claim(stops, alike, claim_pairs, metric))
         at_best = stops[stops["round"] == best]
         best_means = at_best.groupby("init")[metric].mean() * 100
-        rows.setdefault(f"best scheme at {at_best.weights_remaining.iloc[0]:.1f}%", {})[label] = \
-            f"{best_means.idxmax()} ({best_means.max():.1f}%)"
-    return pd.DataFrame(rows).T.rename_axis("the 2020 report's conclusion").reset_index()
+        found["best"] = (f"best scheme at {at_best.weights_remaining.iloc[0]:.1f}%",
+                         f"{best_means.idxmax()} ({best_means.max():.1f}%)")
+        rows += [dict(claim=claim, conclusion=words, protocol=key, label=label, measured=text)
+                 for claim, (words, text) in found.items()]
+    return pd.DataFrame(rows)
+
+
+def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
+    """claims_2020's rows as a table: a conclusion per row, a protocol per column."""
+    table = claims.pivot(index="conclusion", columns="label", values="measured")
+    return (table.loc[claims.conclusion.unique(), claims.label.unique()]
+            .rename_axis("the 2020 report's conclusion").reset_index().rename_axis(columns=None))
+
+
+def claims_values(claims: pd.DataFrame) -> dict:
+    """claims_2020's rows as values keyed CLAIM.PROTOCOL."""
+    return {f"{row.claim}.{row.protocol}": row.measured for row in claims.itertuples()}
