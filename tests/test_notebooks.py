@@ -91,7 +91,9 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     given = yaml.safe_load(path.read_text())
     assert set(given) <= set(notebook_defaults(notebook)), f"{path.name}: unknown parameters"
     assert given.get("publish") is True, f"{path.name}: the study's parameter files publish"
-    if "grid" in given:
-        configs = file_configs(str(ROOT / "configs" / f"{given['grid']}.yaml"))
-        identity = json.loads((ROOT / "results" / given["grid"] / "grid.json").read_text())
-        assert identity["grid_hash"] == grid_hash(configs), f"results/{given['grid']} is stale: export it again"
+    grids = [given[key] for key in ("grid", "as_run", "fixed") if key in given]  # as the Makefile's STUDY_GRIDS
+    assert grids or notebook.name.startswith("01_"), f"{path.name} names no grid"
+    for grid in grids:
+        configs = file_configs(str(ROOT / "configs" / f"{grid}.yaml"))
+        identity = json.loads((ROOT / "results" / grid / "grid.json").read_text())
+        assert identity["grid_hash"] == grid_hash(configs), f"results/{grid} is stale: export it again"
