@@ -81,6 +81,35 @@ def test_killed_grid_resumes_with_identical_results(point, flags, ready, tmp_pat
     pd.testing.assert_frame_equal(table(store), reference)
 
 
+def live_group_members(group: int) -> list[int]:
+    """Processes of a process group that are not zombies (read from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow their parent on Linux")
+def test_workers_end_when_the_grid_process_is_killed(tmp_path, data_root):
+    store = tmp_path / "runs"
+    process = start(store, data_root, "--workers", "2")
+    deadline = time.monotonic() + 120
+    while len(live_group_members(process.pid)) < 3 or not rounds_done(store):  # the grid and its two workers
+        assert process.poll() is None and time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)  # the grid's process only, as `kill` does
+    process.wait()
+    deadline = time.monotonic() + 10
+    while live_group_members(process.pid):
+        assert time.monotonic() < deadline, f"workers outlived the grid: {live_group_members(process.pid)}"
+        time.sleep(0.05)
+
+
 def test_two_processes_on_one_store_do_not_corrupt_it(tmp_path, data_root, reference):
     store = tmp_path / "runs"
     first, second = start(store, data_root), start(store, data_root)

@@ -10,14 +10,18 @@ worker must see the store (and the data folder) at the same path: a shared file 
 ticket's numbers do not depend on where or beside what it trains, so results are the same
 whatever the executor (tests/test_executors.py).
 """
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 from .errors import TicketError, unknown
 
 POLL_SECONDS = 0.5  # how often progress is refreshed while tasks run
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for this process when its parent dies
 CONNECT_TIMEOUT = "30s"  # to reach a Dask scheduler
 
 
@@ -66,13 +70,23 @@ def run_local(task, arguments, workers, scheduler, poll) -> list:
     if workers == 1 or len(arguments) <= 1:
         return [task(argument, on_round=poll) for argument in arguments]
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
-    with ProcessPoolExecutor(min(workers, len(arguments)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(workers, len(arguments)), mp_context=context, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(task, argument) for argument in arguments]
         try:
             return collect(futures, poll)
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
+
+
+def die_with_parent(parent: int) -> None:
+    """A local worker ends when the grid's process does (killed or not), instead of training on
+    unseen; a round is written atomically, so killing one mid-round loses only that round."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
 
 
 def run_on_dask(task, arguments, workers, scheduler, poll) -> list:
