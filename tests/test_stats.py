@@ -230,7 +230,7 @@ def test_the_2020_claims_are_paired_differences_per_seed():
     from ticketlib.report import claims_2020, claims_table, claims_values
     schemes = {"kaiming_normal": 0.60, "kaiming_uniform": 0.60, "xavier_normal": 0.62, "xavier_uniform": 0.62,
                "xavier_normal_half": 0.63, "xavier_uniform_half": 0.63, "xavier_normal_double": 0.61,
-               "xavier_uniform_double": 0.61}
+               "xavier_uniform_double": 0.61, "normal": 0.50, "uniform": 0.50}
     rows = [dict(init=i, condition="ticket", seed=s, round=r, weights_remaining=level, test_acc=base + 0.01 * s,
                  train_acc=base)
             for i, base in schemes.items() for s in range(3) for r, level in enumerate((100.0, 3.5, 2.3))]
@@ -246,4 +246,6 @@ def test_the_2020_claims_are_paired_differences_per_seed():
     assert table["narrower beats wider (Xavier ½ − ×2) at 3.5% (points)"] == "2.0 [2.0, 2.0]"
     assert table["normal ≈ uniform (normal − uniform) at 3.5% (points)"] == "0.0 [0.0, 0.0]"
     assert table["best scheme at 2.3%"] == "xavier_normal_half (64.0%)"
-    assert table["all schemes alike at 3.5%: spread of means (points)"].startswith("3.0 (")
+    assert table["all alike: N(0, 1), U(0, 1) − the fan-scaled schemes at 3.5% (points)"] == "-11.5 [-11.5, -11.5]"
+    assert table["Xavier ½ best (Xavier ½ − the other Xavier schemes) at 2.3% (points)"] == "1.5 [1.5, 1.5]"
+    assert table["all schemes alike at 3.5%: spread of means (points)"].startswith("13.0 (")
