@@ -74,6 +74,8 @@ def run_task(configs: list[dict], store_root, device: str, data_root, on_round=N
     """Train one share of a cohort; returns rounds trained. `on_round()` follows each round."""
     if device == "cpu":
         torch.set_num_threads(1)  # also in this process: thread count changes float sums
+    else:
+        torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions in fp32 (cuDNN defaults to TF32)
     data = load_dataset(*data_key(configs[0]), root=data_root).to(device)
     return run_cohort(configs, Store(store_root), data, device, on_round or (lambda: None))
 
