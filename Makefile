@@ -40,6 +40,7 @@ study: setup
 # and exported to results/GRID/ as soon as it is done, then the study rebuilt from them
 retrain: setup
 	for grid in $(STUDY_GRIDS); do \
+	  echo "== $$grid from $$(date '+%F %T')"; \
 	  $(BIN)/ticketlib run --config configs/$$grid.yaml --store $(STORE) && \
 	  $(BIN)/ticketlib export $$grid --store $(STORE) || exit 1; \
 	done

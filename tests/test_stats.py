@@ -226,6 +226,20 @@ def test_control_values_separate_the_fan_scaled_schemes():
     assert values["scaled_ticket_minus_random"].startswith("6.0 [")  # (4 + 6) / 2 + 1: the fan-scaled schemes only
 
 
+def test_scale_values_pair_the_two_shapes_within_each_seed():
+    from ticketlib.report import in_percent, scale_values
+    rows = [dict(init=init, seed=seed, scale=scale, round=r, weights_remaining=level, condition="ticket",
+                 test_acc=0.9 - 0.02 * abs(scale - 1) + (0.01 if init == "xavier_normal" else 0) + 0.01 * seed)
+            for init in ("xavier_normal", "xavier_uniform") for seed in range(3) for scale in (0.5, 1.0, 2.0)
+            for r, level in ((0, 100.0), (1, 2.0))]
+    stops = pd.DataFrame(rows)
+    accuracy = in_percent(by_level(stops, "test_acc", keys=["init", "scale"]))
+    values = scale_values(stops, accuracy, 1)
+    assert values["seeds"] == 3 and values["scales"] == "0.5, 1, 2" and values["sparsest"] == "2.0"
+    assert values["best_scale.xavier_normal"] == "1" and values["range.xavier_uniform"] == "2.0"
+    assert values["shape_diff"] == "1.0 [1.0, 1.0]"  # normal − uniform, the seed effect paired away
+
+
 def test_the_2020_claims_are_paired_differences_per_seed():
     from ticketlib.report import claims_2020, claims_table, claims_values
     schemes = {"kaiming_normal": 0.60, "kaiming_uniform": 0.60, "xavier_normal": 0.62, "xavier_uniform": 0.62,

@@ -32,10 +32,13 @@ table caption::before { content: "Table " counter(table) ": "; font-weight: bold
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ccc; }
 </style>
 """
+# Figures float to a page's top or bottom (no half-empty pages) but not past their section;
+# tables stay in place and whole, so a caption never parts from its table.
 TYPST_SETUP = """#set text(size: 10pt)
 #set par(justify: true)
 #show table: set text(size: 8pt)
-#show figure.where(kind: table): set block(breakable: true)
+#show figure.where(kind: image): set figure(placement: auto)
+#show heading.where(level: 1): it => { place.flush(); it }
 """
 
 
@@ -138,8 +141,8 @@ def provenance_table(grids: list[dict], results: Path) -> str:
     rows = []
     for source in grids:
         identity = json.loads((results / source["grid"] / "grid.json").read_text())
-        rows.append(dict(grid=f"`{source['grid']}`", runs=identity["runs"], parameters=f"`configs/{source['grid']}.yaml`",
-                         **{"grid hash": f"`{source['grid_hash']}`", "table checksum": f"`{source['table_sha256']}`"}))
+        rows.append({"grid": f"`{source['grid']}`", "runs": identity["runs"],  # its parameter file: configs/GRID.yaml
+                     "grid hash": f"`{source['grid_hash']}`", "table checksum": f"`{source['table_sha256']}`"})
     return markdown_table(pd.DataFrame(rows))
 
 

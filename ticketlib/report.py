@@ -156,7 +156,8 @@ def scale_values(stops: pd.DataFrame, accuracy: pd.DataFrame, round_: int) -> di
     at = accuracy[accuracy["round"] == round_]
     names = ordered(at.init)
     values = {"sparsest": f"{at.weights_remaining.iloc[0]:.1f}", "schemes": " and ".join(names),
-              "scales": ", ".join(f"{s:g}" for s in sorted(at.scale.unique()))}
+              "scales": ", ".join(f"{s:g}" for s in sorted(at.scale.unique())),
+              "seeds": int(stops.seed.nunique())}
     for name in names:
         means = at[at.init == name].set_index("scale")["mean"]
         values[f"best_scale.{name}"] = f"{means.idxmax():g}"
