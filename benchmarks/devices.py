@@ -10,15 +10,11 @@ over seeds, against the first table's 95% t interval for that mean.
 """
 import argparse
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ticketlib.stats import early_stops, mean_ci
 
 KEY = ["run_id", "round", "iteration"]
-
-
-def early_stops(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table.is_early_stop].set_index(["run_id", "round"])
 
 
 def main() -> None:
@@ -34,7 +30,7 @@ def main() -> None:
     same = (both.val_loss == both.val_loss_2).mean()
     print(f"validation loss identical in {same:.1%} of rows")
 
-    first, second = early_stops(a), early_stops(b)
+    first, second = (early_stops(t).set_index(["run_id", "round"]) for t in (a, b))
     pairs = first[["init", "iteration", "test_acc"]].join(second[["iteration", "test_acc"]].add_suffix("_2"), how="inner")
     moved = (pairs.iteration != pairs.iteration_2).mean()
     gap = (pairs.test_acc_2 - pairs.test_acc) * 100
@@ -43,10 +39,10 @@ def main() -> None:
 
     per_scheme = pairs.reset_index().groupby(["init", "round"])
     means = per_scheme[["test_acc", "test_acc_2"]].mean() * 100
-    sd, n = per_scheme.test_acc.std() * 100, per_scheme.size()
-    half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
-    inside = ((means.test_acc_2 - means.test_acc).abs() <= half).mean()
+    intervals = per_scheme.test_acc.apply(lambda acc: mean_ci(acc * 100))  # the first table's (mean, low, high)
+    inside = pd.Series([low <= m <= high for m, (_, low, high) in zip(means.test_acc_2, intervals)]).mean()
     diff = (means.test_acc_2 - means.test_acc).abs()
+    n = per_scheme.size()
     seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
     print(f"scheme means over {seeds} seeds: differ by {diff.mean():.2f} points on average "
           f"(max {diff.max():.1f}, {diff.idxmax()[0]} round {diff.idxmax()[1]}); the second's mean lies in "

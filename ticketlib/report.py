@@ -127,7 +127,7 @@ def controls_table(accuracy: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
 
 
 def fan_scaled(names) -> list[str]:
-    """The schemes that scale their weights by the layer's fan (all but the first family's)."""
+    """The schemes that scale their weights by the layer's fan (all but N(0, 1) and U(0, 1))."""
     return [n for n in names if n not in UNSCALED]
 
 
