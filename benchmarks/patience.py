@@ -1,6 +1,7 @@
 """What per-round patience would change, read from a finished grid's stored rows (trains nothing).
 
-    python benchmarks/patience.py data/grid_m 5 10 20     # store, then patience values P
+    python benchmarks/patience.py data/grid_m 5 10 20                  # a run store, then patience values P
+    python benchmarks/patience.py mnist_main 5 10 20 --rounds 18       # a shipped grid: grid M's rounds
 
 Patience P stops a round once validation loss has not improved for P evaluations. For every
 run and round this counts where the early-stop row (lowest validation loss) lies after that
@@ -12,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from ticketlib.results import load_results
+from ticketlib.results import RESULTS, load_grid, load_results
 
 
 def stop_index(losses: np.ndarray, patience: int) -> int:
@@ -30,11 +31,13 @@ def stop_index(losses: np.ndarray, patience: int) -> int:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("store")
+    parser.add_argument("source", help="a run store's folder, or the name of a shipped grid in results/")
     parser.add_argument("patience", type=int, nargs="+")
+    parser.add_argument("--rounds", type=int, help="only each run's first ROUNDS rounds (default: all)")
     args = parser.parse_args()
-    table = load_results(args.store)
-    table = table[~table.diverged]
+    shipped = (RESULTS / args.source / "grid.json").is_file()
+    table = load_grid(args.source).table if shipped else load_results(args.source)
+    table = table[~table.diverged & (table["round"] < (args.rounds or table["round"].max() + 1))]
     rounds = [group.sort_values("iteration") for _, group in table.groupby(["run_id", "round"])]
     print(f"{table.run_id.nunique()} runs, {len(rounds)} rounds (diverged runs left out)")
     print("| patience (evaluations) | rounds whose early-stop row would change | evaluations saved |")
