@@ -1,0 +1,115 @@
+"""Where a training step's time goes: torch's profiler over the engine on real MNIST, by operation.
+
+    python benchmarks/step_profile.py               # rounds 0, 6, 10, 14; about 3 minutes here
+    python benchmarks/step_profile.py --rounds 0    # the dense round alone
+
+A 16-ticket LeNet-300-100 stack (engine.py's `stack_jobs`: 4 inits × 4 seeds, pruned by IMP's
+rates for that many rounds) trains with validation every 100 iterations, on one thread as in a
+worker. Printed per round: milliseconds per step, validation included but not a round's fixed
+costs (the difference of 2N and N steps), and the operations that take most of it (shares from
+the profiler, which slows small operations). Then two first-layer alternatives that keep every
+bit of the results on this machine, timed against what the engine does: the minibatch as one
+shared matrix instead of K copies, and the batch-major product (X^T W^T).
+"""
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from engine import stack_jobs
+from ticketlib.datasets import load_dataset
+from ticketlib.models import build_model
+from ticketlib.protocols import make_run
+from ticketlib.pruning import percent_remaining
+from ticketlib.train import Stack, evaluate, train
+
+TICKETS, BATCH, INPUTS, HIDDEN = 16, 60, 784, 300
+
+
+def profiled(work) -> dict:
+    """Self CPU microseconds per operation while `work` runs."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        work()
+    return {e.key: (e.self_cpu_time_total, e.count) for e in prof.key_averages()}
+
+
+def profile_round(model, data, config, rounds: int, iterations: int, top: int) -> None:
+    """A round's cost per step: trainings of 2N and N steps differ by N steps and their evaluations
+    every 100, so the round's fixed costs (start, test passes at the end) drop out."""
+    jobs = stack_jobs(model, TICKETS, config, rounds=rounds)
+    runs = {n: lambda n=n: train(model, jobs, data, config, 0, n) for n in (iterations, 2 * iterations)}
+    step = (timed(runs[2 * iterations], repeats=1) - timed(runs[iterations], repeats=1)) / iterations
+    short, long = profiled(runs[iterations]), profiled(runs[2 * iterations])  # the profiler slows small operations
+    extra = {key: (long[key][0] - short.get(key, (0, 0))[0], long[key][1] - short.get(key, (0, 0))[1]) for key in long}
+    total = sum(us for us, _ in extra.values())
+    stack = Stack(model, jobs, "cpu")
+    validation = timed(lambda: evaluate(stack, data.x_val, data.y_val), repeats=3)
+    print(f"\nround {rounds} ({percent_remaining(jobs[0].mask):.1f}% of weights remaining): "
+          f"{step:.1f} ms per step of {TICKETS} tickets, validation every {config['eval_every']} included; "
+          f"one validation pass {validation:.0f} ms ({validation / config['eval_every']:.1f} ms per step)")
+    print("| operation | share of the time (profiled) | calls per step |\n|---|---|---|")
+    for key, (us, count) in sorted(extra.items(), key=lambda item: item[1][0], reverse=True)[:top]:
+        print(f"| {key} | {us / total:.0%} | {count / iterations:.1f} |")
+
+
+def timed(work, repeats: int = 100) -> float:
+    """Milliseconds per call, after one warm-up call."""
+    work()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def first_layer_alternatives() -> None:
+    """The first layer's forward product and weight gradient, dense, three ways (ms, bits equal)."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(TICKETS, HIDDEN, INPUTS, generator=g) * 0.05
+    bias = torch.randn(TICKETS, HIDDEN, generator=g)
+    x = torch.rand(INPUTS, BATCH, generator=g)  # one seed's minibatch, features × batch
+    grad = torch.randn(TICKETS, HIDDEN, BATCH, generator=g)
+    copies, x_t = x.expand(TICKETS, -1, -1).contiguous(), x.t().contiguous()
+    w_t = w.permute(2, 0, 1).contiguous()  # inputs × tickets × outputs: the batch-major layout
+    grad_t = grad.permute(2, 0, 1).reshape(BATCH, -1).contiguous()
+    forward = {
+        "engine: baddbmm over K copies": (lambda: torch.baddbmm(bias.unsqueeze(2), w, copies), lambda y: y),
+        "shared: addmm, one copy": (lambda: torch.addmm(bias.reshape(-1, 1), w.view(-1, INPUTS), x),
+                                    lambda y: y.view(TICKETS, HIDDEN, BATCH)),
+        "batch-major: X^T W^T": (lambda: torch.addmm(bias.reshape(1, -1), x_t, w_t.view(INPUTS, -1)),
+                                 lambda y: y.view(BATCH, TICKETS, HIDDEN).permute(1, 2, 0)),
+    }
+    backward = {
+        "engine: bmm over K copies": (lambda: torch.bmm(grad, copies.transpose(1, 2)), lambda y: y),
+        "shared: mm, one copy": (lambda: torch.mm(grad.view(-1, BATCH), x_t), lambda y: y.view(TICKETS, HIDDEN, INPUTS)),
+        "batch-major: X G^T": (lambda: torch.mm(x, grad_t), lambda y: y.view(INPUTS, TICKETS, HIDDEN).permute(1, 2, 0)),
+    }
+    flops = 2 * TICKETS * HIDDEN * INPUTS * BATCH
+    print(f"\nfirst layer, dense, {TICKETS} tickets × batch {BATCH}:\n| product | ms | GFLOP/s | same bits as the engine |\n|---|---|---|---|")
+    for ways in (forward, backward):
+        reference = None
+        for name, (product, as_engine) in ways.items():
+            result = as_engine(product())
+            reference = result if reference is None else reference
+            ms = timed(product)
+            print(f"| {name} | {ms:.2f} | {flops / ms / 1e6:.0f} | {torch.equal(result, reference)} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, nargs="+", default=[0, 6, 10, 14], help="IMP prunings before the round")
+    parser.add_argument("--iterations", type=int, default=200, help="N (default 200)")
+    parser.add_argument("--top", type=int, default=8, help="operations listed per round (default 8)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as in a worker
+    config = make_run("mnist", "lenet_300_100", "xavier_normal", 0)
+    data = load_dataset("mnist", None, config["val_size"], root=Path("data"))
+    model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
+    for rounds in args.rounds:
+        profile_round(model, data, config, rounds, args.iterations, args.top)
+    first_layer_alternatives()
+
+
+if __name__ == "__main__":
+    main()
