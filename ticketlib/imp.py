@@ -181,9 +181,10 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
 
 
 def stacks(pending: list[Pending], model, device) -> list[list[Pending]]:
-    """Trainings that can go together: same start and same sparse layers, at most max_stack each."""
+    """Trainings that can go together: same start and same sparse layers, at most max_stack each,
+    by seed (tickets of a seed share minibatches, so a stack with fewer seeds gathers fewer)."""
     groups: dict[tuple, list] = {}
-    for p in pending:
+    for p in sorted(pending, key=lambda p: p.job.seed):
         groups.setdefault((p.start, sparse_layers(model, p.job.mask)), []).append(p)
     size = max_stack(model, device)
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]

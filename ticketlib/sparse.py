@@ -1,10 +1,13 @@
 """Many masked weight matrices as one block-diagonal CSR matrix, so cost follows the kept weights.
 
-The K stacked matrices W[k] (out × in) become one (K·out) × (K·in) CSR matrix whose values are
-the kept entries only, in (ticket, row, column) order. Its product with the stacked activations
-(K·in) × batch is one `torch.sparse.mm`; the weight gradient is sampled at the kept entries only
-(`torch.sparse.sampled_addmm`), so Adam updates just those values. Each output row sums its
-own entries in the same order whatever K is, so a ticket's numbers do not depend on its batch.
+The K stacked matrices W[k] (out × in) become one (K·out) × (G·in) CSR matrix whose values are
+the kept entries only, in (ticket, row, column) order, where G is the number of input blocks:
+K for a layer that takes each ticket's own activations, or, for a first layer that takes data,
+one per minibatch (tickets of one seed share theirs), or one shared by all (evaluation). Its
+product with the stacked inputs (G·in) × batch is one `torch.sparse.mm`; the weight gradient is
+sampled at the kept entries only (`torch.sparse.sampled_addmm`), so Adam updates just those
+values. Each output row sums its own entries in the same order whatever K and G are, so a
+ticket's numbers do not depend on its batch, and the data is not copied K times.
 """
 import warnings
 
@@ -25,16 +28,23 @@ def _crow(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
 
 
 class BlockSparse:
-    """The kept entries of a stacked mask (K × out × in) as a block-diagonal CSR pattern."""
+    """The kept entries of a stacked mask (K × out × in) as a block CSR pattern.
 
-    def __init__(self, mask: torch.Tensor):
+    `groups`: each ticket's input block, for a layer that takes data (tickets of one seed read one
+    minibatch); None: each ticket reads its own.
+    """
+
+    def __init__(self, mask: torch.Tensor, groups: torch.Tensor | None = None):
         self.stack_shape = mask.shape
         k, self.out, self.inp = mask.shape
+        groups = torch.arange(k) if groups is None else groups.cpu()
+        self.blocks = int(groups.max()) + 1
         self.index = mask.nonzero(as_tuple=True)  # (ticket, row, column), row-major: CSR order
         rows = self.index[0] * self.out + self.index[1]
-        cols = self.index[0] * self.inp + self.index[2]
-        self.shape = (k * self.out, k * self.inp)
+        cols = groups.to(mask.device)[self.index[0]] * self.inp + self.index[2]
+        self.shape = (k * self.out, self.blocks * self.inp)
         self.crow, self.col = _crow(rows, self.shape[0]).int(), cols.int()
+        self.col_shared = self.index[2].int()  # every ticket reads one input block
         self.order_t = torch.argsort(cols * self.shape[0] + rows)  # value order of the transpose
         self.crow_t, self.col_t = _crow(cols[self.order_t], self.shape[1]).int(), rows[self.order_t].int()
 
@@ -46,30 +56,35 @@ class BlockSparse:
         weights[self.index] = values
         return weights
 
-    def matrix(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
+    def matrix(self, values: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """The CSR matrix: against G stacked input blocks, or (`shared`) against one block for all."""
+        col, shape = (self.col_shared, (self.shape[0], self.inp)) if shared else (self.col, self.shape)
+        return torch.sparse_csr_tensor(self.crow, col, values, shape, check_invariants=False)
 
     def transposed(self, values: torch.Tensor) -> torch.Tensor:
         return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.order_t], self.shape[::-1],
                                        check_invariants=False)
 
-    def __call__(self, values: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """W[k] @ x[k] + bias[k] for stacked x (K × in × batch) and bias (K × out) → K × out × batch,
-        in fp32 also under autocast (CPU sparse products have no bf16 kernels)."""
+    def __call__(self, values: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """W[k] @ x[group k] + bias[k] for stacked x (G × in × batch; 1 × in × batch if `shared`)
+        and bias (K × out) → K × out × batch, in fp32 also under autocast (CPU sparse products
+        have no bf16 kernels)."""
         with torch.autocast(x.device.type, enabled=False):
-            x = x.to(values.dtype).reshape(self.shape[1], x.shape[-1])
-            return _BlockSparseLinear.apply(values, bias.reshape(-1, 1), x, self)
+            x = x.to(values.dtype).reshape(-1, x.shape[-1])
+            if x.shape[0] != (self.inp if shared else self.shape[1]):
+                raise ValueError(f"inputs of {x.shape[0]} rows for a pattern of {self.blocks} blocks of {self.inp}")
+            return _BlockSparseLinear.apply(values, bias.reshape(-1, 1), x, self, shared)
 
 
 class _BlockSparseLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, values, bias, x, pattern):
+    def forward(ctx, values, bias, x, pattern, shared):
         ctx.save_for_backward(values, x)
-        ctx.pattern = pattern
+        ctx.pattern, ctx.shared = pattern, shared
         out = x.new_empty(pattern.stack_shape[0], pattern.out, x.shape[1])
         # written through a 2-D view but returned whole: in-place activations on a view would
         # make autograd rebuild the base tensor every backward pass
-        torch.addmm(bias.expand(-1, x.shape[1]), pattern.matrix(values), x, out=out.view(-1, x.shape[1]))
+        torch.addmm(bias.expand(-1, x.shape[1]), pattern.matrix(values, shared), x, out=out.view(-1, x.shape[1]))
         return out
 
     @staticmethod
@@ -79,10 +94,12 @@ class _BlockSparseLinear(torch.autograd.Function):
         pattern = ctx.pattern
         grad_values = grad_bias = grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_values = torch.sparse.sampled_addmm(pattern.matrix(values), grad, x.t(), beta=0).values()
+            grad_values = torch.sparse.sampled_addmm(pattern.matrix(values, ctx.shared), grad, x.t(), beta=0).values()
         if ctx.needs_input_grad[1]:
             grad_bias = grad.sum(1, keepdim=True)
         if ctx.needs_input_grad[2]:
+            if ctx.shared:
+                raise NotImplementedError("gradients for inputs shared by every ticket")  # evaluation needs none
             grad_x = grad.new_empty(pattern.shape[1], grad.shape[1])  # beta=0: its contents are ignored
             torch.addmm(grad_x, pattern.transposed(values), grad, beta=0, out=grad_x)
-        return grad_values, grad_bias, grad_x, None
+        return grad_values, grad_bias, grad_x, None, None

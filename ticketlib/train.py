@@ -88,9 +88,13 @@ class Stack:
         self.model, self.size = model, len(jobs)
         self.flat_inputs = model.plan[0][0] == "flatten"  # `inputs` does the flattening, once per batch
         self.bf16 = precision == "bf16"  # bf16 matmuls and convolutions (autocast); fp32 weights, Adam and loss
+        self.seeds = sorted({job.seed for job in jobs})  # one minibatch per seed
+        self.seed_row = torch.tensor([self.seeds.index(job.seed) for job in jobs], device=device)
         sparse = set(sparse_layers(model, jobs[0].mask))
+        first = model.plan[1][1] if self.flat_inputs else None  # a linear layer that takes the data
         self.masks = {name: torch.stack([job.mask[name] for job in jobs]).to(device) for name in jobs[0].mask}
-        self.sparse = {layer: BlockSparse(self.masks[f"{layer}.weight"]) for layer in sparse}
+        self.sparse = {layer: BlockSparse(self.masks[f"{layer}.weight"], self.seed_row if layer == first else None)
+                       for layer in sparse}
         self.params = {name: self.arrange(name, [job.state[name] for job in jobs], device).requires_grad_()
                        for name, _ in model.named_parameters()}
         self.grad_masks = {name: mask.to(self.params[name].dtype)  # float: a bool factor is converted every step
@@ -119,14 +123,22 @@ class Stack:
         as n × features × batch, contiguous, so that a sparse first layer needs no copy."""
         return x.flatten(2).transpose(1, 2).contiguous() if self.flat_inputs else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """K × `inputs` layout (a view may repeat one batch) → K × classes × batch (fp32)."""
+    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """`inputs` layout, one batch per seed (`seeds` order), or one for every ticket if `shared`
+        → K × classes × batch (fp32)."""
         with torch.autocast(x.device.type, torch.bfloat16, enabled=self.bf16):
-            return self.layers(x).float()
+            return self.layers(x, shared).float()
 
-    def layers(self, x: torch.Tensor) -> torch.Tensor:
+    def layers(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
         p = self.params
-        for step, name in self.model.plan[self.flat_inputs:]:
+        plan = self.model.plan[self.flat_inputs:]
+        first = plan[0][1]
+        if first in self.sparse and self.flat_inputs:  # reads each batch once, whichever tickets share it
+            x = self.sparse[first](p[f"{first}.weight"], p[f"{first}.bias"], x, shared)
+            plan = plan[1:]
+        else:
+            x = x.expand(self.size, *x.shape[1:]) if shared else x[self.seed_row]
+        for step, name in plan:
             if step == "conv":
                 x = torch.stack([F.conv2d(xk, w, b, padding=1) for xk, w, b
                                  in zip(x, p[f"{name}.weight"], p[f"{name}.bias"])])
@@ -180,7 +192,7 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor) -> tuple[list, list
     correct = torch.zeros(stack.size, dtype=torch.long, device=y.device)
     for start in range(0, len(y), chunk):
         inputs, target = stack.inputs(x[None, start:start + chunk]), y[start:start + chunk]
-        logits = stack.forward(inputs.expand(stack.size, *inputs.shape[1:]))
+        logits = stack.forward(inputs, shared=True)
         target = target.expand(stack.size, -1)
         loss += F.cross_entropy(logits, target, reduction="none").sum(1)
         correct += (logits.argmax(1) == target).sum(1)
@@ -235,8 +247,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
     """
     stack = Stack(model, jobs, device, config["precision"])
     optimizer = Adam(stack.params.values(), lr=config["lr"], state=stack.adam_start)  # elementwise: tickets stay independent
-    seeds = sorted({job.seed for job in jobs})
-    seed_row = torch.tensor([seeds.index(job.seed) for job in jobs], device=device)
+    seeds, seed_row = stack.seeds, stack.seed_row
     batch, per_epoch = config["batch_size"], steps_per_epoch(data, config["batch_size"])
     every, every_epochs = config["eval_every"], config["eval_every_epochs"]
     rows, diverged = [[] for _ in jobs], [False] * len(jobs)
@@ -271,7 +282,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
             orders = torch.stack([epoch_order(s, len(data.y_train), epoch) for s in seeds]).to(device)
             order_epoch = epoch
         idx = orders[:, step * batch:(step + 1) * batch]  # seeds × batch: gathered and laid out once per seed
-        inputs, targets = stack.inputs(data.x_train[idx])[seed_row], data.y_train[idx][seed_row]
+        inputs, targets = stack.inputs(data.x_train[idx]), data.y_train[idx][seed_row]
         losses = F.cross_entropy(stack.forward(inputs), targets, reduction="none").mean(1)
         optimizer.zero_grad()
         losses.sum().backward()  # tickets share no weights, so each gets its own loss's gradient
