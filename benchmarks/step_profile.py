@@ -1,17 +1,19 @@
 """Where a training step's time goes: torch's profiler over the engine on real MNIST, by operation.
 
-    python benchmarks/step_profile.py               # rounds 0, 6, 10, 14; about 3 minutes here
+    python benchmarks/step_profile.py               # rounds 0, 6, 10, 14; about 8 minutes here
     python benchmarks/step_profile.py --rounds 0    # the dense round alone
 
 A 16-ticket LeNet-300-100 stack (engine.py's `stack_jobs`: 4 inits × 4 seeds, pruned by IMP's
 rates for that many rounds) trains with validation every 100 iterations, on one thread as in a
 worker. Printed per round: milliseconds per step, validation included but not a round's fixed
-costs (the difference of 2N and N steps), and the operations that take most of it (shares from
-the profiler, which slows small operations). Then two first-layer alternatives that keep every
-bit of the results on this machine, timed against what the engine does: the minibatch as one
-shared matrix instead of K copies, and the batch-major product (X^T W^T).
+costs (the median of 3 differences of 2N and N steps), and the operations that take most of it
+(shares from the profiler, which slows small operations). Then, for a dense first layer, two
+alternatives that keep every bit of the results on this machine, timed against what the engine
+does: the minibatch as one shared matrix instead of K copies, and the batch-major product
+(X^T W^T).
 """
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -40,7 +42,8 @@ def profile_round(model, data, config, rounds: int, iterations: int, top: int) -
     every 100, so the round's fixed costs (start, test passes at the end) drop out."""
     jobs = stack_jobs(model, TICKETS, config, rounds=rounds)
     runs = {n: lambda n=n: train(model, jobs, data, config, 0, n) for n in (iterations, 2 * iterations)}
-    step = (timed(runs[2 * iterations], repeats=1) - timed(runs[iterations], repeats=1)) / iterations
+    step = statistics.median((timed(runs[2 * iterations], repeats=1) - timed(runs[iterations], repeats=1)) / iterations
+                             for _ in range(3))  # single differences vary by ±30% here
     short, long = profiled(runs[iterations]), profiled(runs[2 * iterations])  # the profiler slows small operations
     extra = {key: (long[key][0] - short.get(key, (0, 0))[0], long[key][1] - short.get(key, (0, 0))[1]) for key in long}
     total = sum(us for us, _ in extra.values())
