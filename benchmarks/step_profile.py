@@ -14,13 +14,12 @@ does: the minibatch as one shared matrix instead of K copies, and the batch-majo
 """
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from engine import stack_jobs
+from engine import stack_jobs, timed
 from ticketlib.datasets import load_dataset
 from ticketlib.models import build_model
 from ticketlib.protocols import make_run
@@ -42,13 +41,13 @@ def profile_round(model, data, config, rounds: int, iterations: int, top: int) -
     every 100, so the round's fixed costs (start, test passes at the end) drop out."""
     jobs = stack_jobs(model, TICKETS, config, rounds=rounds)
     runs = {n: lambda n=n: train(model, jobs, data, config, 0, n) for n in (iterations, 2 * iterations)}
-    step = statistics.median((timed(runs[2 * iterations], repeats=1) - timed(runs[iterations], repeats=1)) / iterations
+    step = statistics.median((milliseconds(runs[2 * iterations], 1) - milliseconds(runs[iterations], 1)) / iterations
                              for _ in range(3))  # single differences vary by ±30% here
     short, long = profiled(runs[iterations]), profiled(runs[2 * iterations])  # the profiler slows small operations
     extra = {key: (long[key][0] - short.get(key, (0, 0))[0], long[key][1] - short.get(key, (0, 0))[1]) for key in long}
     total = sum(us for us, _ in extra.values())
     stack = Stack(model, jobs, "cpu")
-    validation = timed(lambda: evaluate(stack, data.x_val, data.y_val), repeats=3)
+    validation = milliseconds(lambda: evaluate(stack, data.x_val, data.y_val), 3)
     print(f"\nround {rounds} ({percent_remaining(jobs[0].mask):.1f}% of weights remaining): "
           f"{step:.1f} ms per step of {TICKETS} tickets, validation every {config['eval_every']} included; "
           f"one validation pass {validation:.0f} ms ({validation / config['eval_every']:.1f} ms per step)")
@@ -57,13 +56,10 @@ def profile_round(model, data, config, rounds: int, iterations: int, top: int) -
         print(f"| {key} | {us / total:.0%} | {count / iterations:.1f} |")
 
 
-def timed(work, repeats: int = 100) -> float:
+def milliseconds(work, repeats: int = 100) -> float:
     """Milliseconds per call, after one warm-up call."""
     work()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        work()
-    return (time.perf_counter() - start) / repeats * 1e3
+    return timed(lambda: [work() for _ in range(repeats)]) / repeats * 1e3
 
 
 def first_layer_alternatives() -> None:
@@ -95,7 +91,7 @@ def first_layer_alternatives() -> None:
         for name, (product, as_engine) in ways.items():
             result = as_engine(product())
             reference = result if reference is None else reference
-            ms = timed(product)
+            ms = milliseconds(product)
             print(f"| {name} | {ms:.2f} | {flops / ms / 1e6:.0f} | {torch.equal(result, reference)} |")
 
 

@@ -38,11 +38,10 @@ class BlockSparse:
         self.stack_shape = mask.shape
         k, self.out, self.inp = mask.shape
         groups = torch.arange(k) if groups is None else groups.cpu()
-        self.blocks = int(groups.max()) + 1
         self.index = mask.nonzero(as_tuple=True)  # (ticket, row, column), row-major: CSR order
         rows = self.index[0] * self.out + self.index[1]
         cols = groups.to(mask.device)[self.index[0]] * self.inp + self.index[2]
-        self.shape = (k * self.out, self.blocks * self.inp)
+        self.shape = (k * self.out, (int(groups.max()) + 1) * self.inp)
         self.crow, self.col = _crow(rows, self.shape[0]).int(), cols.int()
         self.col_shared = self.index[2].int()  # every ticket reads one input block
         self.order_t = torch.argsort(cols * self.shape[0] + rows)  # value order of the transpose
@@ -70,9 +69,7 @@ class BlockSparse:
         and bias (K × out) → K × out × batch, in fp32 also under autocast (CPU sparse products
         have no bf16 kernels)."""
         with torch.autocast(x.device.type, enabled=False):
-            x = x.to(values.dtype).reshape(-1, x.shape[-1])
-            if x.shape[0] != (self.inp if shared else self.shape[1]):
-                raise ValueError(f"inputs of {x.shape[0]} rows for a pattern of {self.blocks} blocks of {self.inp}")
+            x = x.to(values.dtype).reshape(self.inp if shared else self.shape[1], x.shape[-1])
             return _BlockSparseLinear.apply(values, bias.reshape(-1, 1), x, self, shared)
 
 
@@ -98,8 +95,6 @@ class _BlockSparseLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_bias = grad.sum(1, keepdim=True)
         if ctx.needs_input_grad[2]:
-            if ctx.shared:
-                raise NotImplementedError("gradients for inputs shared by every ticket")  # evaluation needs none
             grad_x = grad.new_empty(pattern.shape[1], grad.shape[1])  # beta=0: its contents are ignored
             torch.addmm(grad_x, pattern.transposed(values), grad, beta=0, out=grad_x)
         return grad_values, grad_bias, grad_x, None, None

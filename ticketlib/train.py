@@ -92,6 +92,7 @@ class Stack:
         self.seed_row = torch.tensor([self.seeds.index(job.seed) for job in jobs], device=device)
         sparse = set(sparse_layers(model, jobs[0].mask))
         first = model.plan[1][1] if self.flat_inputs else None  # a linear layer that takes the data
+        self.data_layer = first if first in sparse else None  # sparse: reads each batch once, whichever tickets share it
         self.masks = {name: torch.stack([job.mask[name] for job in jobs]).to(device) for name in jobs[0].mask}
         self.sparse = {layer: BlockSparse(self.masks[f"{layer}.weight"], self.seed_row if layer == first else None)
                        for layer in sparse}
@@ -132,9 +133,9 @@ class Stack:
     def layers(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
         p = self.params
         plan = self.model.plan[self.flat_inputs:]
-        first = plan[0][1]
-        if first in self.sparse and self.flat_inputs:  # reads each batch once, whichever tickets share it
-            x = self.sparse[first](p[f"{first}.weight"], p[f"{first}.bias"], x, shared)
+        if self.data_layer:
+            name = self.data_layer
+            x = self.sparse[name](p[f"{name}.weight"], p[f"{name}.bias"], x, shared)
             plan = plan[1:]
         else:
             x = x.expand(self.size, *x.shape[1:]) if shared else x[self.seed_row]
