@@ -31,7 +31,8 @@ from ticketlib.datasets import load_dataset
 from ticketlib.grid import expand_grid, run_grid
 from ticketlib.inits import initialize
 from ticketlib.models import build_model, prunable_tensors
-from ticketlib.pruning import full_mask, magnitude_prune, percent_remaining
+from ticketlib.executors import default_workers
+from ticketlib.pruning import full_mask, kept as kept_weights, magnitude_prune, percent_remaining
 from ticketlib.store import Store
 from ticketlib.train import Job, Stack, evaluate, max_stack, train
 
@@ -90,6 +91,23 @@ def training_flops(model, batch: int) -> int:
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     macs = [m.in_features * m.out_features for m in linear]
     return 2 * batch * (2 * sum(macs) + sum(macs[1:]))
+
+
+def floor_seconds(data, config, rounds: int, iterations: int, tickets: int, workers: int, sgemm: float) -> float:
+    """Seconds a grid's reported numbers would take if every multiply-add of a kept weight ran at
+    the measured single-thread sgemm 1024² rate (the machine's practical fp32 ceiling) on each of
+    `workers` cores, and nothing else cost time: training steps, validation at every evaluation
+    point, test twice a round (at the early stop and the end). No engine doing this arithmetic in
+    fp32 gets below it, so idiom / floor bounds the speed-up any such engine could show."""
+    model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
+    evaluations = iterations // config["eval_every"] + 1
+    flops = 0
+    for r in range(rounds):
+        kept = list(kept_weights(stack_jobs(model, 1, config, rounds=r)[0].mask).values())  # per layer, input first
+        macs, first = sum(kept), kept[0]
+        flops += 2 * config["batch_size"] * (3 * macs - first) * iterations  # forward, weight and input gradients
+        flops += 2 * macs * (evaluations * len(data.y_val) + 2 * len(data.y_test))
+    return flops * tickets / (sgemm * 1e9 * workers)
 
 
 def stack_jobs(model, count: int, config, rounds: int = 0, density: float = 1.0) -> list:
@@ -171,8 +189,10 @@ def main():
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; sgemm 1024² on one thread: {sgemm:.0f} GFLOP/s")
     print(f"grid: 16 tickets (4 inits × 4 seeds) × {args.rounds} rounds × {args.iterations} iterations, "
           "frankle2019 settings\n")
-    print("| grid | idiom (s) | ours (s) | ours vs idiom | round at ≤5% / dense round | dense stack GFLOP/s per core (of sgemm) |")
-    print("|---|---|---|---|---|---|")
+    workers = default_workers("local", None, "cpu")
+    print("| grid | idiom (s) | ours (s) | ours vs idiom | round at ≤5% / dense round | dense stack GFLOP/s per core (of sgemm) "
+          f"| fp32 floor on {workers} cores (s) | idiom / floor |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         grids = {"a": ("mnist1d", 5000, False), "b": (mnist_shaped(Path(tmp)), None, False), "c": ("mnist", None, True)}
         chosen = {"all": "abc", "m": ""}.get(args.grid, args.grid)
@@ -183,17 +203,22 @@ def main():
             dense, sparse, remaining = sparse_round_cost(result["data"], result["config"], args.iterations)
             rate = dense_rate(result["data"], result["config"], args.iterations // 2)
             inputs = math.prod(result["data"].input_shape)
+            floor = floor_seconds(result["data"], result["config"], args.rounds, args.iterations, 16, workers, sgemm)
             for mode, seconds in result["ours"].items():
                 label = f"({name}) {inputs} inputs" + (f", test_at {mode}" if len(modes) > 1 else "")
                 print(f"| {label} | {result['idiom']:.1f} | {seconds:.1f} | {result['idiom'] / seconds:.1f}× faster | "
-                      f"{sparse / dense:.2f} ({remaining:.1f}% remaining) | {rate:.0f} ({rate / sgemm:.0%}) |", flush=True)
+                      f"{sparse / dense:.2f} ({remaining:.1f}% remaining) | {rate:.0f} ({rate / sgemm:.0%}) | "
+                      f"{floor:.1f} | {result['idiom'] / floor:.1f}× |", flush=True)
         if args.grid in ("m", "all"):
             config = expand_grid(["mnist"], ["lenet_300_100"], INITS[:1], [0], iterations=GRID_M["iterations"])[0]
             data = load_dataset("mnist", None, config["val_size"], root=Path("data"))
             early, every = project_grid_m(data, config)
+            floor = floor_seconds(data, config, GRID_M["rounds"], GRID_M["iterations"], GRID_M["tickets"],
+                                  GRID_M["workers"], sgemm)
             print(f"\ngrid M projected ({GRID_M['tickets']} tickets × {GRID_M['rounds']} rounds × "
                   f"{GRID_M['iterations']} iterations on {GRID_M['workers']} workers): {early:.2f} h "
-                  f"(default, test at the early stop), {every:.2f} h with test at every evaluation")
+                  f"(default, test at the early stop), {every:.2f} h with test at every evaluation; "
+                  f"fp32 floor {floor / 60:.0f} min (kept weights only, at the sgemm rate on every core)")
 
 
 if __name__ == "__main__":
