@@ -10,7 +10,8 @@ rounds under frankle2019's settings. Idiom: benchmarks/idiom.py, tickets one aft
 every CPU thread. Ours: run_grid, stacks of tickets in worker processes with one thread each
 (default: test accuracy at each round's early stop only; grid (c) also with `test_at: every`). Then, per grid, the cost of one round at ≤ 5%
 weights remaining relative to a dense round, and the dense stack's training rate in GFLOP/s per
-core against single-thread sgemm measured in the same run. Last, a projection of grid M
+core against single-thread sgemm measured in the same run, and the grid's fp32 floor (its kept-weight
+multiply-adds at that rate on every core). Last, a projection of grid M
 (issue 11: MNIST, 16 inits × 5 seeds, 18 rounds of 5,000 iterations, evaluation every 100) from
 the measured cost of training and evaluating a 40-ticket stack at each round's density.
 """
@@ -85,12 +86,14 @@ def sgemm_rate(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n ** 3 * repeats / seconds / 1e9
 
 
-def training_flops(model, batch: int) -> int:
-    """FLOPs of one training step of one dense ticket: forward, weight gradients, input gradients
-    of every layer but the first (its input is data)."""
-    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    macs = [m.in_features * m.out_features for m in linear]
+def training_flops(macs: list[int], batch: int) -> int:
+    """FLOPs of one training step of one ticket whose layers (input first) multiply-add `macs` weights
+    per example: forward, weight gradients, input gradients of every layer but the first (its input is data)."""
     return 2 * batch * (2 * sum(macs) + sum(macs[1:]))
+
+
+def dense_macs(model) -> list[int]:
+    return [m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def floor_seconds(data, config, rounds: int, iterations: int, tickets: int, workers: int, sgemm: float) -> float:
@@ -101,12 +104,13 @@ def floor_seconds(data, config, rounds: int, iterations: int, tickets: int, work
     fp32 gets below it, so idiom / floor bounds the speed-up any such engine could show."""
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
     evaluations = iterations // config["eval_every"] + 1
-    flops = 0
-    for r in range(rounds):
-        kept = list(kept_weights(stack_jobs(model, 1, config, rounds=r)[0].mask).values())  # per layer, input first
-        macs, first = sum(kept), kept[0]
-        flops += 2 * config["batch_size"] * (3 * macs - first) * iterations  # forward, weight and input gradients
-        flops += 2 * macs * (evaluations * len(data.y_val) + 2 * len(data.y_test))
+    ticket = stack_jobs(model, 1, config)[0]
+    mask, flops = ticket.mask, 0
+    for _ in range(rounds):
+        macs = list(kept_weights(mask).values())  # per layer, input first
+        flops += training_flops(macs, config["batch_size"]) * iterations
+        flops += 2 * sum(macs) * (evaluations * len(data.y_val) + 2 * len(data.y_test))
+        mask = magnitude_prune(ticket.state, mask, prunable_tensors(model, False), config["prune_rates"], "layerwise")
     return flops * tickets / (sgemm * 1e9 * workers)
 
 
@@ -141,7 +145,7 @@ def dense_rate(data, config, iterations: int) -> float:
     jobs = stack_jobs(model, 16, config)
     quiet = {**config, "eval_every": None, "eval_splits": ["val"]}  # one validation pass at the end only
     seconds = one_thread(lambda: train(model, jobs, data, quiet, 0, iterations))
-    return training_flops(model, config["batch_size"]) * len(jobs) * iterations / seconds / 1e9
+    return training_flops(dense_macs(model), config["batch_size"]) * len(jobs) * iterations / seconds / 1e9
 
 
 def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float]:
