@@ -7,10 +7,9 @@ A 16-ticket LeNet-300-100 stack (engine.py's `stack_jobs`: 4 inits × 4 seeds, p
 rates for that many rounds) trains with validation every 100 iterations, on one thread as in a
 worker. Printed per round: milliseconds per step, validation included but not a round's fixed
 costs (the median of 3 differences of 2N and N steps), and the operations that take most of it
-(shares from the profiler, which slows small operations). Then, for a dense first layer, two
-alternatives that keep every bit of the results on this machine, timed against what the engine
-does: the minibatch as one shared matrix instead of K copies, and the batch-major product
-(X^T W^T).
+(shares from the profiler, which slows small operations). Then the dense first layer's products
+as the engine computes them (one batch-major product per run of tickets sharing a seed) against
+one product per ticket over K copies of the minibatch (the engine before), with their bits.
 """
 import argparse
 import statistics
@@ -24,9 +23,10 @@ from ticketlib.datasets import load_dataset
 from ticketlib.models import build_model
 from ticketlib.protocols import make_run
 from ticketlib.pruning import percent_remaining
+from ticketlib.seed_runs import SeedRunsLinear, seed_runs
 from ticketlib.train import Stack, evaluate, train
 
-TICKETS, BATCH, INPUTS, HIDDEN = 16, 60, 784, 300
+TICKETS, SEEDS, BATCH, INPUTS, HIDDEN = 16, 4, 60, 784, 300
 
 
 def profiled(work) -> dict:
@@ -63,36 +63,32 @@ def milliseconds(work, repeats: int = 100) -> float:
 
 
 def first_layer_alternatives() -> None:
-    """The first layer's forward product and weight gradient, dense, three ways (ms, bits equal)."""
+    """The dense first layer's forward product and weight gradient as the engine computes them (one
+    batch-major product per run of tickets sharing a seed, seed_runs.py) against one product per
+    ticket over its own copy of the minibatch: milliseconds and whether the bits agree."""
     g = torch.Generator().manual_seed(0)
-    w = torch.randn(TICKETS, HIDDEN, INPUTS, generator=g) * 0.05
-    bias = torch.randn(TICKETS, HIDDEN, generator=g)
-    x = torch.rand(INPUTS, BATCH, generator=g)  # one seed's minibatch, features × batch
+    w = (torch.randn(TICKETS, HIDDEN, INPUTS, generator=g) * 0.05).requires_grad_()
+    bias = torch.randn(TICKETS, HIDDEN, generator=g).requires_grad_()
+    x = torch.rand(SEEDS, INPUTS, BATCH, generator=g)  # each seed's minibatch, features × batch
+    seed_row = torch.arange(TICKETS) // (TICKETS // SEEDS)
     grad = torch.randn(TICKETS, HIDDEN, BATCH, generator=g)
-    copies, x_t = x.expand(TICKETS, -1, -1).contiguous(), x.t().contiguous()
-    w_t = w.permute(2, 0, 1).contiguous()  # inputs × tickets × outputs: the batch-major layout
-    grad_t = grad.permute(2, 0, 1).reshape(BATCH, -1).contiguous()
-    forward = {
-        "engine: baddbmm over K copies": (lambda: torch.baddbmm(bias.unsqueeze(2), w, copies), lambda y: y),
-        "shared: addmm, one copy": (lambda: torch.addmm(bias.reshape(-1, 1), w.view(-1, INPUTS), x),
-                                    lambda y: y.view(TICKETS, HIDDEN, BATCH)),
-        "batch-major: X^T W^T": (lambda: torch.addmm(bias.reshape(1, -1), x_t, w_t.view(INPUTS, -1)),
-                                 lambda y: y.view(BATCH, TICKETS, HIDDEN).permute(1, 2, 0)),
+    runs, copies = seed_runs(seed_row), x[seed_row]
+    ways = {
+        "engine: one product per seed run": lambda: SeedRunsLinear.apply(w, bias, x, runs),
+        "one product per ticket (K copies)": lambda: torch.baddbmm(bias.unsqueeze(2), w, copies),
     }
-    backward = {
-        "engine: bmm over K copies": (lambda: torch.bmm(grad, copies.transpose(1, 2)), lambda y: y),
-        "shared: mm, one copy": (lambda: torch.mm(grad.view(-1, BATCH), x_t), lambda y: y.view(TICKETS, HIDDEN, INPUTS)),
-        "batch-major: X G^T": (lambda: torch.mm(x, grad_t), lambda y: y.view(INPUTS, TICKETS, HIDDEN).permute(1, 2, 0)),
-    }
-    flops = 2 * TICKETS * HIDDEN * INPUTS * BATCH
-    print(f"\nfirst layer, dense, {TICKETS} tickets × batch {BATCH}:\n| product | ms | GFLOP/s | same bits as the engine |\n|---|---|---|---|")
-    for ways in (forward, backward):
-        reference = None
-        for name, (product, as_engine) in ways.items():
-            result = as_engine(product())
-            reference = result if reference is None else reference
-            ms = milliseconds(product)
-            print(f"| {name} | {ms:.2f} | {flops / ms / 1e6:.0f} | {torch.equal(result, reference)} |")
+    flops = 2 * TICKETS * HIDDEN * INPUTS * BATCH  # of the forward product; the weight gradient's as many
+    print(f"\nfirst layer, dense, {TICKETS} tickets of {SEEDS} seeds × batch {BATCH}:\n"
+          "| product | forward ms | forward and gradients ms | GFLOP/s (both) | same bits as the engine |\n|---|---|---|---|---|")
+    reference = None
+    for name, forward in ways.items():
+        out = forward()
+        gradients = torch.autograd.grad(out, (w, bias), grad)
+        reference = reference or (out.detach(), gradients)
+        same = torch.equal(out, reference[0]) and all(map(torch.equal, gradients, reference[1]))
+        forward_ms = milliseconds(lambda: forward().detach())
+        both_ms = milliseconds(lambda: torch.autograd.grad(forward(), (w, bias), grad))
+        print(f"| {name} | {forward_ms:.2f} | {both_ms:.2f} | {2 * flops / both_ms / 1e6:.0f} | {same} |")
 
 
 def main():

@@ -11,6 +11,7 @@ from ticketlib.datasets import Data
 from ticketlib.inits import initialize
 from ticketlib.models import build_model, prunable_tensors
 from ticketlib.pruning import full_mask, magnitude_prune, random_prune
+from ticketlib.seed_runs import SeedRunsLinear, seed_runs
 from ticketlib.seeds import generator
 from ticketlib.sparse import BlockSparse
 
@@ -51,10 +52,11 @@ def same(a: engine.Outcome, b: engine.Outcome) -> bool:
 MIXED = [("xavier_normal", 0), ("kaiming_uniform", 1), ("orthogonal", 0), ("uniform", 3)]
 
 
+@pytest.mark.parametrize("order", [MIXED, sorted(MIXED, key=lambda pair: pair[1])], ids=["mixed", "seed-runs"])
 @pytest.mark.parametrize("rounds", [0, 12], ids=["dense", "sparse"])
-def test_each_ticket_trains_as_it_would_alone(small_config, small_data, rounds):
+def test_each_ticket_trains_as_it_would_alone(small_config, small_data, rounds, order):
     model = lenet()
-    jobs = jobs_for(model, MIXED, rounds)
+    jobs = jobs_for(model, order, rounds)
     assert bool(engine.sparse_layers(model, jobs[0].mask)) == (rounds > 0)
     config = small_config()
     together = engine.train(model, jobs, small_data, config, 0, 60)
@@ -76,6 +78,25 @@ def test_sparse_layers_compute_what_dense_layers_do(small_config, small_data, mo
         for name, value in dense.weights.items():
             torch.testing.assert_close(sparse.weights[name], value, rtol=1e-4, atol=1e-5)
         assert sparse.rows[-1]["val_loss"] == pytest.approx(dense.rows[-1]["val_loss"], rel=1e-4)
+
+
+def test_seed_runs_layer_gives_the_batched_products_bits():
+    """A dense first layer in runs of tickets sharing a minibatch: output and gradients bit for bit
+    those of one product per ticket over its own copy of the data (what keeps the engine's numbers)."""
+    gen = generator("seed-runs-test")
+    seed_row = torch.tensor([0, 0, 1, 1, 1, 0])  # runs of 2, 3 and 1 tickets
+    weights = torch.randn(6, 300, 784, generator=gen) * 0.05
+    bias, x = torch.randn(6, 300, generator=gen), torch.rand(2, 784, 60, generator=gen)
+    assert seed_runs(seed_row) == [(0, 2, 0), (2, 5, 1), (5, 6, 0)]
+    w1, b1 = weights.clone().requires_grad_(), bias.clone().requires_grad_()
+    w2, b2 = weights.clone().requires_grad_(), bias.clone().requires_grad_()
+    out_runs = SeedRunsLinear.apply(w1, b1, x, seed_runs(seed_row))
+    out_batched = torch.baddbmm(b2.unsqueeze(2), w2, x[seed_row])
+    assert torch.equal(out_runs, out_batched)
+    grad = torch.randn(out_batched.shape, generator=gen)
+    out_runs.backward(grad)
+    out_batched.backward(grad)
+    assert torch.equal(w1.grad, w2.grad) and torch.equal(b1.grad, b2.grad)
 
 
 def test_block_sparse_matmul_and_gradients_match_dense():

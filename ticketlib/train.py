@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from .adam import Adam
 from .datasets import Data
 from .errors import TicketError
+from .seed_runs import SeedRunsLinear, seed_runs
 from .seeds import generator
 from .sparse import SPARSE_BELOW, BlockSparse
 
@@ -92,14 +93,18 @@ class Stack:
         self.seed_row = torch.tensor([self.seeds.index(job.seed) for job in jobs], device=device)
         sparse = set(sparse_layers(model, jobs[0].mask))
         first = model.plan[1][1] if self.flat_inputs else None  # a linear layer that takes the data
-        self.data_layer = first if first in sparse else None  # sparse: reads each batch once, whichever tickets share it
+        seed_grouped = torch.device(device).type == "cpu" and not self.bf16
+        # reads each batch once, whichever tickets share it: sparse, or dense in runs of one seed (seed_runs.py)
+        self.data_layer = first if first in sparse or seed_grouped else None
+        self.seed_runs = seed_runs(self.seed_row)
         self.masks = {name: torch.stack([job.mask[name] for job in jobs]).to(device) for name in jobs[0].mask}
         self.sparse = {layer: BlockSparse(self.masks[f"{layer}.weight"], self.seed_row if layer == first else None)
                        for layer in sparse}
         self.params = {name: self.arrange(name, [job.state[name] for job in jobs], device).requires_grad_()
                        for name, _ in model.named_parameters()}
         self.grad_masks = {name: mask.to(self.params[name].dtype)  # float: a bool factor is converted every step
-                           for name, mask in self.masks.items() if name.removesuffix(".weight") not in self.sparse}
+                           for name, mask in self.masks.items()
+                           if name.removesuffix(".weight") not in self.sparse and not mask.all()}
         self.adam_start = None  # (steps, exp_avg, exp_avg_sq) to go on from; None: a fresh Adam
         if jobs[0].optimizer is not None:
             steps = {int(job.optimizer["steps"]) for job in jobs}
@@ -133,9 +138,12 @@ class Stack:
     def layers(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
         p = self.params
         plan = self.model.plan[self.flat_inputs:]
-        if self.data_layer:
-            name = self.data_layer
+        name = self.data_layer
+        if name in self.sparse:
             x = self.sparse[name](p[f"{name}.weight"], p[f"{name}.bias"], x, shared)
+            plan = plan[1:]
+        elif name and not shared:  # evaluation's shared chunk runs as fast through the batched product below
+            x = SeedRunsLinear.apply(p[f"{name}.weight"], p[f"{name}.bias"], x, self.seed_runs)
             plan = plan[1:]
         else:
             x = x.expand(self.size, *x.shape[1:]) if shared else x[self.seed_row]
