@@ -4,19 +4,21 @@ Tickets with one seed see the same minibatch (train.py), so instead of K copies 
 K products W[k] @ X, each run of consecutive tickets with one seed makes a single batch-major
 product X^T [W[a]; ...; W[b-1]]^T, and its weight gradients a single G X^T. On this machine's
 MKL every output sums its products in the same order as the per-ticket batched products, so the
-numbers are the same bits (tests/test_train.py; whole grids: `ticketlib verify`), and a dense
-16-ticket LeNet-784 step is ~10% faster (benchmarks/step_profile.py). CPU, fp32 only.
+numbers are the same bits (tests/test_train.py; whole grids: `ticketlib verify`), and a masked-dense
+16-ticket LeNet-784 step is 4–8% faster (README, Speed). CPU, fp32 only.
 """
+import itertools
+
 import torch
 
 
 def seed_runs(seed_row: torch.Tensor) -> list[tuple[int, int, int]]:
     """(first ticket, end, seed index) of each run of consecutive tickets with one seed."""
-    rows, runs, start = seed_row.tolist(), [], 0
-    for k in range(1, len(rows) + 1):
-        if k == len(rows) or rows[k] != rows[start]:
-            runs.append((start, k, rows[start]))
-            start = k
+    runs, start = [], 0
+    for seed, run in itertools.groupby(seed_row.tolist()):
+        end = start + len(list(run))
+        runs.append((start, end, seed))
+        start = end
     return runs
 
 
