@@ -13,6 +13,8 @@ import warnings
 
 import torch
 
+from . import csr_kernels
+
 # torch flags CSR support as beta once per process; the operations used here are stable.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -60,9 +62,29 @@ class BlockSparse:
         col, shape = (self.col_shared, (self.shape[0], self.inp)) if shared else (self.col, self.shape)
         return torch.sparse_csr_tensor(self.crow, col, values, shape, check_invariants=False)
 
-    def transposed(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.order_t], self.shape[::-1],
-                                       check_invariants=False)
+    def matmul(self, values, bias, x, out, shared: bool) -> None:
+        """out = matrix @ x + bias, by the compiled kernel where it runs (same numbers, sooner)."""
+        col = self.col_shared if shared else self.col
+        if csr_kernels.usable(self.crow, col, values, bias, x):
+            csr_kernels.matmul(self.crow, col, values, x, bias, out)
+        else:
+            torch.addmm(bias.expand(-1, x.shape[1]), self.matrix(values, shared), x, out=out)
+
+    def sampled(self, values, grad, x, shared: bool) -> torch.Tensor:
+        """grad @ x.T at the kept entries: the values' gradient."""
+        col = self.col_shared if shared else self.col
+        if x.shape[1] in csr_kernels.SAMPLED_BATCH and csr_kernels.usable(self.crow, col, grad, x):
+            return csr_kernels.sampled(self.crow, col, grad, x)
+        return torch.sparse.sampled_addmm(self.matrix(values, shared), grad, x.t(), beta=0).values()
+
+    def transposed_matmul(self, values, grad) -> torch.Tensor:
+        """matrix.T @ grad: the inputs' gradient."""
+        values = values[self.order_t]
+        if csr_kernels.usable(self.crow_t, self.col_t, values, grad):
+            return csr_kernels.matmul(self.crow_t, self.col_t, values, grad)
+        grad_x = grad.new_empty(self.shape[1], grad.shape[1])  # beta=0: its contents are ignored
+        transposed = torch.sparse_csr_tensor(self.crow_t, self.col_t, values, self.shape[::-1], check_invariants=False)
+        return torch.addmm(grad_x, transposed, grad, beta=0, out=grad_x)
 
     def __call__(self, values: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """W[k] @ x[group k] + bias[k] for stacked x (G × in × batch; 1 × in × batch if `shared`)
@@ -81,20 +103,19 @@ class _BlockSparseLinear(torch.autograd.Function):
         out = x.new_empty(pattern.stack_shape[0], pattern.out, x.shape[1])
         # written through a 2-D view but returned whole: in-place activations on a view would
         # make autograd rebuild the base tensor every backward pass
-        torch.addmm(bias.expand(-1, x.shape[1]), pattern.matrix(values, shared), x, out=out.view(-1, x.shape[1]))
+        pattern.matmul(values, bias, x, out.view(-1, x.shape[1]), shared)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         values, x = ctx.saved_tensors
-        grad = grad.reshape(-1, x.shape[1])
+        grad = grad.reshape(-1, x.shape[1]).contiguous()
         pattern = ctx.pattern
         grad_values = grad_bias = grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_values = torch.sparse.sampled_addmm(pattern.matrix(values, ctx.shared), grad, x.t(), beta=0).values()
+            grad_values = pattern.sampled(values, grad, x, ctx.shared)
         if ctx.needs_input_grad[1]:
             grad_bias = grad.sum(1, keepdim=True)
         if ctx.needs_input_grad[2]:
-            grad_x = grad.new_empty(pattern.shape[1], grad.shape[1])  # beta=0: its contents are ignored
-            torch.addmm(grad_x, pattern.transposed(values), grad, beta=0, out=grad_x)
+            grad_x = pattern.transposed_matmul(values, grad)
         return grad_values, grad_bias, grad_x, None, None

@@ -1,0 +1,90 @@
+"""The compiled CSR products give torch's CPU kernels' bits, alone and in the engine."""
+import json
+import shutil
+
+import pytest
+import torch
+
+import ticketlib.train as engine
+from ticketlib import csr_kernels
+from ticketlib.models import build_model
+from ticketlib.seeds import generator
+from ticketlib.sparse import BlockSparse
+from test_train import MIXED, jobs_for, one_thread  # noqa: F401 (one_thread: autouse, as the grid trains)
+
+needs_kernels = pytest.mark.skipif(csr_kernels.library() is None, reason="the CSR kernels cannot be built here")
+
+
+def test_kernels_build_wherever_the_cpu_and_a_compiler_allow():
+    buildable = {"avx512f", "avx512vl"} <= set(csr_kernels.cpu_signature().split()) and shutil.which("cc") is not None
+    assert (csr_kernels.library() is not None) == buildable
+
+
+def csr(mask: torch.Tensor, gen) -> tuple:
+    rows, cols = mask.nonzero(as_tuple=True)
+    crow = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(rows, minlength=mask.shape[0]).cumsum(0)])
+    return crow.int(), cols.int(), torch.randn(len(rows), generator=gen)
+
+
+@needs_kernels
+@pytest.mark.parametrize("batch", [1, 8, 13, 60, 64, 100, 256])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.3])
+def test_compiled_products_give_torchs_bits(batch, density):
+    gen = generator(f"csr-kernels-{batch}-{density}")
+    mask = torch.rand(480, 200, generator=gen) < density
+    mask[::7] = False  # empty rows too
+    crow, col, values = csr(mask, gen)
+    matrix = torch.sparse_csr_tensor(crow, col, values, mask.shape, check_invariants=False)
+    x, bias = torch.randn(200, batch, generator=gen), torch.randn(480, 1, generator=gen)
+    grad = torch.randn(480, batch, generator=gen)
+    assert torch.equal(csr_kernels.matmul(crow, col, values, x, bias), torch.addmm(bias.expand(-1, batch), matrix, x))
+    assert torch.equal(csr_kernels.matmul(crow, col, values, x), torch.sparse.mm(matrix, x))
+    if batch in csr_kernels.SAMPLED_BATCH:
+        expected = torch.sparse.sampled_addmm(matrix, grad, x.t(), beta=0).values()
+        assert torch.equal(csr_kernels.sampled(crow, col, grad, x), expected)
+
+
+@needs_kernels
+def test_block_sparse_layer_gives_the_same_bits_either_way(monkeypatch):
+    gen = generator("block-sparse-kernels")
+    mask = torch.rand(3, 40, 30, generator=gen) < 0.2
+    pattern = BlockSparse(mask, groups=torch.tensor([0, 1, 0]))
+    values = torch.randn(int(mask.sum()), generator=gen)
+    bias, x, grad = torch.randn(3, 40, generator=gen), torch.randn(2, 30, 60, generator=gen), torch.randn(3, 40, 60, generator=gen)
+
+    def run():
+        leaves = [t.clone().requires_grad_() for t in (values, bias, x)]
+        out = pattern(*leaves)
+        out.backward(grad)
+        return [out.detach(), *(leaf.grad for leaf in leaves)]
+
+    compiled = run()
+    monkeypatch.setattr(csr_kernels, "library", lambda: None)
+    with_torch = run()
+    assert all(torch.equal(a, b) for a, b in zip(compiled, with_torch))
+
+
+@needs_kernels
+def test_sparse_stack_trains_to_the_same_bits_either_way(small_config, small_data, monkeypatch):
+    model = build_model("lenet_300_100", (40,), 10, [32, 16])
+    jobs = jobs_for(model, MIXED, rounds=12)
+    assert engine.sparse_layers(model, jobs[0].mask)
+    compiled = engine.train(model, jobs, small_data, small_config(), 0, 60)
+    monkeypatch.setattr(csr_kernels, "library", lambda: None)
+    with_torch = engine.train(model, jobs, small_data, small_config(), 0, 60)
+    for a, b in zip(compiled, with_torch):
+        assert json.dumps(a.rows) == json.dumps(b.rows)
+        assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+
+
+def test_kernels_that_cannot_build_leave_torchs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    csr_kernels.library.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="same numbers"):
+            assert csr_kernels.library() is None
+        assert not csr_kernels.usable(torch.zeros(2))
+    finally:
+        monkeypatch.undo()
+        csr_kernels.library.cache_clear()
