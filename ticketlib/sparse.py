@@ -4,10 +4,12 @@ The K stacked matrices W[k] (out × in) become one (K·out) × (G·in) CSR matri
 the kept entries only, in (ticket, row, column) order, where G is the number of input blocks:
 K for a layer that takes each ticket's own activations, or, for a first layer that takes data,
 one per minibatch (tickets of one seed share theirs), or one shared by all (evaluation). Its
-product with the stacked inputs (G·in) × batch is one `torch.sparse.mm`; the weight gradient is
-sampled at the kept entries only (`torch.sparse.sampled_addmm`), so Adam updates just those
-values. Each output row sums its own entries in the same order whatever K and G are, so a
-ticket's numbers do not depend on its batch, and the data is not copied K times.
+product with the stacked inputs (G·in) × batch is one CSR product; the weight gradient is
+sampled at the kept entries only, so Adam updates just those values. On the CPU the products
+run as compiled kernels (csr_kernels.py) with the bits of torch's (`torch.addmm` on a CSR
+matrix, `torch.sparse.sampled_addmm`), which run them elsewhere. Each output row sums its own
+entries in the same order whatever K and G are, so a ticket's numbers do not depend on its
+batch, and the data is not copied K times.
 """
 import warnings
 
