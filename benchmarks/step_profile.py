@@ -1,7 +1,8 @@
 """Where a training step's time goes: torch's profiler over the engine on real MNIST, by operation.
 
     python benchmarks/step_profile.py               # rounds 0, 6, 10, 14; about 8 minutes here
-    python benchmarks/step_profile.py --rounds 0    # the dense round alone
+    python benchmarks/step_profile.py --rounds 0    # the dense round (and the layer tables)
+    python benchmarks/step_profile.py --rounds      # the layer tables alone, about 1 minute
 
 A 16-ticket LeNet-300-100 stack (engine.py's `stack_jobs`: 4 inits × 4 seeds, pruned by IMP's
 rates for that many rounds) trains with validation every 100 iterations, on one thread as in a
@@ -10,6 +11,9 @@ costs (the median of 3 differences of 2N and N steps), and the operations that t
 (shares from the profiler, which slows small operations). Then the dense first layer's products
 as the engine computes them (one batch-major product per run of tickets sharing a seed) against
 one product per ticket over K copies of the minibatch (the engine before), with their bits.
+Last, the block-sparse first layer's CSR products at those rounds' masks, by the compiled
+kernels (csr_kernels.c) against torch's, with their bits. The compiled kernels run outside
+torch's operators, so the profiler counts their time in the operation that calls them.
 """
 import argparse
 import statistics
@@ -23,10 +27,13 @@ from ticketlib.datasets import load_dataset
 from ticketlib.models import build_model
 from ticketlib.protocols import make_run
 from ticketlib.pruning import percent_remaining
+from ticketlib import csr_kernels
 from ticketlib.seed_runs import SeedRunsLinear, seed_runs
+from ticketlib.sparse import BlockSparse
 from ticketlib.train import Stack, evaluate, train
 
 TICKETS, SEEDS, BATCH, INPUTS, HIDDEN = 16, 4, 60, 784, 300
+SPARSE_ROUNDS = [6, 10, 14]  # rounds whose first layer is block-sparse (26%, 11%, 4.4% of its weights)
 
 
 def profiled(work) -> dict:
@@ -92,9 +99,46 @@ def first_layer_alternatives() -> None:
         print(f"| {name} | {forward_ms:.2f} | {both_ms:.2f} | {2 * flops / both_ms / 1e6:.0f} | {same} |")
 
 
+def sparse_kernels(model, config, rounds: list) -> None:
+    """The block-sparse first layer's three CSR products at each round's masks (16 tickets of 4
+    seeds): the compiled kernels against torch's, milliseconds and whether the bits agree."""
+    if csr_kernels.library() is None:
+        print("\nthe compiled CSR kernels cannot be built here: torch's run the sparse layers")
+        return
+    g = torch.Generator().manual_seed(0)
+    seed_row = torch.arange(TICKETS) // (TICKETS // SEEDS)
+    print(f"\nblock-sparse first layer, {TICKETS} tickets of {SEEDS} seeds, ms per call (compiled / torch's):\n"
+          "| round (first layer's density) | forward, batch 60 | weight gradient (sampled) | input gradient (transposed) "
+          "| evaluation chunk of 256 | same bits |\n|---|---|---|---|---|---|")
+    for r in rounds:
+        mask = torch.stack([job.mask["hidden.0.weight"] for job in stack_jobs(model, TICKETS, config, rounds=r)])
+        pattern = BlockSparse(mask, seed_row)
+        values, bias = torch.randn(int(mask.sum()), generator=g), torch.randn(TICKETS * HIDDEN, 1, generator=g)
+        x, shared = torch.rand(SEEDS * INPUTS, BATCH, generator=g), torch.rand(INPUTS, 256, generator=g)
+        grad = torch.randn(TICKETS * HIDDEN, BATCH, generator=g)
+        crow, col = pattern.crow, pattern.col
+        transposed_values = values[pattern.order_t]
+        matrix, transposed = pattern.matrix(values), torch.sparse_csr_tensor(
+            pattern.crow_t, pattern.col_t, transposed_values, pattern.shape[::-1], check_invariants=False)
+        pairs = {
+            "forward": (lambda: csr_kernels.matmul(crow, col, values, x, bias),
+                        lambda: torch.addmm(bias.expand(-1, BATCH), matrix, x)),
+            "sampled": (lambda: csr_kernels.sampled(crow, col, grad, x),
+                        lambda: torch.sparse.sampled_addmm(matrix, grad, x.t(), beta=0).values()),
+            "transposed": (lambda: csr_kernels.matmul(pattern.crow_t, pattern.col_t, transposed_values, grad),
+                           lambda: torch.sparse.mm(transposed, grad)),
+            "evaluation": (lambda: csr_kernels.matmul(crow, pattern.col_shared, values, shared, bias),
+                           lambda: torch.addmm(bias.expand(-1, 256), pattern.matrix(values, shared=True), shared)),
+        }
+        same = all(torch.equal(ours(), theirs()) for ours, theirs in pairs.values())
+        cells = [f"{milliseconds(ours, 20):.2f} / {milliseconds(theirs, 20):.2f}" for ours, theirs in pairs.values()]
+        print(f"| {r} ({mask.float().mean():.1%}) | {' | '.join(cells)} | {same} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, nargs="+", default=[0, 6, 10, 14], help="IMP prunings before the round")
+    parser.add_argument("--rounds", type=int, nargs="*", default=[0, 6, 10, 14],
+                        help="IMP prunings before the round (none: only the layer tables)")
     parser.add_argument("--iterations", type=int, default=200, help="N (default 200)")
     parser.add_argument("--top", type=int, default=8, help="operations listed per round (default 8)")
     args = parser.parse_args()
@@ -105,6 +149,7 @@ def main():
     for rounds in args.rounds:
         profile_round(model, data, config, rounds, args.iterations, args.top)
     first_layer_alternatives()
+    sparse_kernels(model, config, SPARSE_ROUNDS)
 
 
 if __name__ == "__main__":

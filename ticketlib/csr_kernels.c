@@ -1,6 +1,6 @@
 /* The block-sparse layers' three CSR products (sparse.py), each summing in exactly the order of
  * torch 2.13's CPU kernel that it replaces, so the numbers are the same bit for bit, only sooner:
- * torch's run at the baseline x86 ISA, one or eight floats at a time; these use AVX-512.
+ * torch's sum without fused multiply-adds, as code built for the baseline x86 ISA; these use AVX-512.
  * Built and loaded by csr_kernels.py with -ffp-contract=off: a fused multiply-add would round
  * once where torch rounds twice. */
 #include <immintrin.h>

@@ -1,5 +1,5 @@
 """The block-sparse layers' CSR products compiled for this CPU (csr_kernels.c): the same bits as
-torch's CPU kernels, which run at the baseline x86 ISA, in about half their time.
+torch's CPU kernels (built, it seems, for the baseline x86 ISA) in about half their time.
 
 The C source is built once per machine with the system's C compiler (`cc`, or $CC) into
 ~/.cache/ticketlib ($XDG_CACHE_HOME), named by a hash of the source, flags and CPU, and loaded

@@ -5,7 +5,7 @@ K products W[k] @ X, each run of consecutive tickets with one seed makes a singl
 product X^T [W[a]; ...; W[b-1]]^T, and its weight gradients a single G X^T. On this machine's
 MKL every output sums its products in the same order as the per-ticket batched products, so the
 numbers are the same bits (tests/test_train.py; whole grids: `ticketlib verify`), and a masked-dense
-16-ticket LeNet-784 step is 4–8% faster (README, Speed). CPU, fp32 only.
+16-ticket LeNet-784 step is 4–10% faster (README, Speed). CPU, fp32 only.
 """
 import itertools
 
