@@ -37,8 +37,7 @@ def library() -> ctypes.CDLL | None:
     if os.environ.get("TICKETLIB_NATIVE", "1") == "0" or platform.machine() not in ("x86_64", "AMD64"):
         return None
     compiler = os.environ.get("CC", "cc")
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, torch.__version__,
-                                    cpu_signature()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, cpu_signature()]).encode()).hexdigest()[:16]
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ticketlib"
     target = cache_dir / f"csr_kernels-{key}.so"
     if not target.exists():
@@ -50,9 +49,9 @@ def library() -> ctypes.CDLL | None:
                                capture_output=True, text=True)
                 os.replace(built, target)
         except (OSError, subprocess.CalledProcessError) as error:
-            detail = getattr(error, "stderr", "") or str(error)
+            reason = (getattr(error, "stderr", "") or str(error)).strip().splitlines()[-1]
             warnings.warn(f"ticketlib: sparse layers use torch's CSR kernels (same numbers, about twice the time); "
-                          f"compiling {SOURCE.name} failed: {detail.strip().splitlines()[-1] if detail.strip() else error}")
+                          f"compiling {SOURCE.name} failed: {reason}")
             return None
     lib = ctypes.CDLL(str(target))
     pointer, size = ctypes.c_void_p, ctypes.c_int64
