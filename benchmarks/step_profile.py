@@ -33,6 +33,7 @@ from ticketlib.sparse import BlockSparse
 from ticketlib.train import Stack, evaluate, train
 
 TICKETS, SEEDS, BATCH, INPUTS, HIDDEN = 16, 4, 60, 784, 300
+SEED_ROW = torch.arange(TICKETS) // (TICKETS // SEEDS)  # each ticket's seed, in runs of 4
 SPARSE_ROUNDS = [6, 10, 14]  # rounds whose first layer is block-sparse (26%, 11%, 4.4% of its weights)
 
 
@@ -77,9 +78,8 @@ def first_layer_alternatives() -> None:
     w = (torch.randn(TICKETS, HIDDEN, INPUTS, generator=g) * 0.05).requires_grad_()
     bias = torch.randn(TICKETS, HIDDEN, generator=g).requires_grad_()
     x = torch.rand(SEEDS, INPUTS, BATCH, generator=g)  # each seed's minibatch, features × batch
-    seed_row = torch.arange(TICKETS) // (TICKETS // SEEDS)
     grad = torch.randn(TICKETS, HIDDEN, BATCH, generator=g)
-    runs, copies = seed_runs(seed_row), x[seed_row]
+    runs, copies = seed_runs(SEED_ROW), x[SEED_ROW]
     ways = {
         "engine: one product per seed run": lambda: SeedRunsLinear.apply(w, bias, x, runs),
         "one product per ticket (K copies)": lambda: torch.baddbmm(bias.unsqueeze(2), w, copies),
@@ -106,20 +106,18 @@ def sparse_kernels(model, config, rounds: list) -> None:
         print("\nthe compiled CSR kernels cannot be built here: torch's run the sparse layers")
         return
     g = torch.Generator().manual_seed(0)
-    seed_row = torch.arange(TICKETS) // (TICKETS // SEEDS)
     print(f"\nblock-sparse first layer, {TICKETS} tickets of {SEEDS} seeds, ms per call (compiled / torch's):\n"
           "| round (first layer's density) | forward, batch 60 | weight gradient (sampled) | input gradient (transposed) "
           "| evaluation chunk of 256 | same bits |\n|---|---|---|---|---|---|")
     for r in rounds:
         mask = torch.stack([job.mask["hidden.0.weight"] for job in stack_jobs(model, TICKETS, config, rounds=r)])
-        pattern = BlockSparse(mask, seed_row)
+        pattern = BlockSparse(mask, SEED_ROW)
         values, bias = torch.randn(int(mask.sum()), generator=g), torch.randn(TICKETS * HIDDEN, 1, generator=g)
         x, shared = torch.rand(SEEDS * INPUTS, BATCH, generator=g), torch.rand(INPUTS, 256, generator=g)
         grad = torch.randn(TICKETS * HIDDEN, BATCH, generator=g)
         crow, col = pattern.crow, pattern.col
         transposed_values = values[pattern.order_t]
-        matrix, transposed = pattern.matrix(values), torch.sparse_csr_tensor(
-            pattern.crow_t, pattern.col_t, transposed_values, pattern.shape[::-1], check_invariants=False)
+        matrix, transposed = pattern.matrix(values), pattern.transposed(values)
         pairs = {
             "forward": (lambda: csr_kernels.matmul(crow, col, values, x, bias),
                         lambda: torch.addmm(bias.expand(-1, BATCH), matrix, x)),

@@ -79,14 +79,17 @@ class BlockSparse:
             return csr_kernels.sampled(self.crow, col, grad, x)
         return torch.sparse.sampled_addmm(self.matrix(values, shared), grad, x.t(), beta=0).values()
 
+    def transposed(self, values: torch.Tensor) -> torch.Tensor:
+        """The CSR matrix's transpose (its values in `order_t`)."""
+        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.order_t], self.shape[::-1],
+                                       check_invariants=False)
+
     def transposed_matmul(self, values, grad) -> torch.Tensor:
         """matrix.T @ grad: the inputs' gradient."""
-        values = values[self.order_t]
         if csr_kernels.usable(self.crow_t, self.col_t, values, grad):
-            return csr_kernels.matmul(self.crow_t, self.col_t, values, grad)
+            return csr_kernels.matmul(self.crow_t, self.col_t, values[self.order_t], grad)
         grad_x = grad.new_empty(self.shape[1], grad.shape[1])  # beta=0: its contents are ignored
-        transposed = torch.sparse_csr_tensor(self.crow_t, self.col_t, values, self.shape[::-1], check_invariants=False)
-        return torch.addmm(grad_x, transposed, grad, beta=0, out=grad_x)
+        return torch.addmm(grad_x, self.transposed(values), grad, beta=0, out=grad_x)
 
     def __call__(self, values: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """W[k] @ x[group k] + bias[k] for stacked x (G × in × batch; 1 × in × batch if `shared`)
