@@ -25,6 +25,8 @@ def expected(name, shape):
     table = {
         "normal": normal(1.0),
         "uniform": (0.5, math.sqrt(1 / 12), 0.0, 1.0),
+        "uniform_symmetric": uniform(math.sqrt(3)),      # unit variance, as N(0, 1)
+        "uniform_centered": uniform(0.5),                # U(0, 1)'s variance, zero mean
         "kaiming_normal": normal(kaiming),
         "kaiming_uniform": uniform(math.sqrt(6 / fan_in)),
         "xavier_normal": normal(xavier_std),
@@ -50,7 +52,7 @@ def test_every_scheme_is_in_one_family():
 
 
 def test_every_scheme_has_a_test_and_a_formula():
-    assert len(INITIALIZERS) == 16  # the study's schemes; a new one adds its line to expected()
+    assert len(INITIALIZERS) == 18  # the study's schemes; a new one adds its line to expected()
     for name, scheme in INITIALIZERS.items():
         assert scheme.__doc__ and "(" in scheme.__doc__
         expected(name, (10, 10))  # KeyError if a scheme has no expected moments
@@ -129,3 +131,24 @@ def test_draws_do_not_depend_on_the_thread_count():
         torch.set_num_threads(threads)
     assert all(torch.equal(draws[0][k], draws[1][k]) for k in draws[0])
     assert torch.get_num_threads() == threads
+
+
+def test_study_group_keeps_the_main_grids_sixteen_schemes():
+    from ticketlib.inits import INIT_GROUPS, resolve
+    assert resolve("study") == [n for n in INITIALIZERS if n not in ("uniform_symmetric", "uniform_centered")]
+    assert len(resolve("study")) == 16 and resolve("all") == list(INITIALIZERS)
+
+
+def test_relative_lr_factors_are_rms_over_xavier_sigma():
+    from ticketlib.inits import relative_lr_factors
+    from ticketlib.models import build_model
+    model = build_model("lenet_300_100", (1, 28, 28), 10)
+    xavier = relative_lr_factors(model, initialize(model, "xavier_normal", 1.0, "default", 0, "init"))
+    assert set(xavier) == {"hidden.0.weight", "hidden.1.weight", "out.weight"}
+    assert all(f == pytest.approx(1.0, abs=0.06) for f in xavier.values())  # Xavier's own step, up to sampling
+    wide = relative_lr_factors(model, initialize(model, "xavier_normal", 4.0, "default", 0, "init"))
+    assert all(wide[n] == pytest.approx(4 * xavier[n], rel=1e-6) for n in xavier)
+    unit = relative_lr_factors(model, initialize(model, "normal", 1.0, "default", 0, "init"))
+    assert unit["hidden.0.weight"] == pytest.approx(1 / math.sqrt(2 / (784 + 300)), rel=0.01)
+    mean_half = relative_lr_factors(model, initialize(model, "uniform", 1.0, "default", 0, "init"))
+    assert mean_half["out.weight"] == pytest.approx(math.sqrt(1 / 3) / math.sqrt(2 / 110), rel=0.05)  # RMS counts the mean

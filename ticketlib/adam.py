@@ -27,13 +27,16 @@ def sqrt(values: torch.Tensor, out: torch.Tensor) -> None:
 
 
 class Adam:
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, state=None):
-        """`state`: (steps, exp_avg list, exp_avg_sq list) to go on from, e.g. where the last round ended."""
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, state=None, lr_scales=None):
+        """`state`: (steps, exp_avg list, exp_avg_sq list) to go on from, e.g. where the last round ended.
+        `lr_scales`: per parameter, None or a tensor of its shape multiplying `lr` elementwise."""
         self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
+        self.lr_scales = list(lr_scales) if lr_scales is not None else [None] * len(self.params)
         if state is None:
             state = 0, [torch.zeros_like(p) for p in self.params], [torch.zeros_like(p) for p in self.params]
         self.steps, self.exp_avg, self.exp_avg_sq = state
-        self.fused = [p.numel() - p.numel() % FUSED_BLOCK if p.device.type == "cpu" else 0 for p in self.params]
+        self.fused = [p.numel() - p.numel() % FUSED_BLOCK if p.device.type == "cpu" and scale is None else 0
+                      for p, scale in zip(self.params, self.lr_scales)]
         self.denom = [torch.empty(p.numel() - n, dtype=p.dtype, device=p.device) for p, n in zip(self.params, self.fused)]
         self.step_count = torch.zeros(())  # the fused kernel's copy of `steps`
 
@@ -55,7 +58,7 @@ class Adam:
                                beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
         step_size = self.lr / (1 - beta1 ** float(self.steps))
         bias_correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
-        for (p, grad, exp_avg, exp_avg_sq), n, denom in zip(tensors, self.fused, self.denom):
+        for (p, grad, exp_avg, exp_avg_sq), n, denom, scale in zip(tensors, self.fused, self.denom, self.lr_scales):
             if n == p.numel():
                 continue
             p, grad, exp_avg, exp_avg_sq = p[n:], grad[n:], exp_avg[n:], exp_avg_sq[n:]
@@ -63,4 +66,4 @@ class Adam:
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             sqrt(exp_avg_sq, denom)
             denom.div_(bias_correction2_sqrt).add_(self.eps)
-            p.addcdiv_(exp_avg, denom, value=-step_size)
+            p.addcdiv_(exp_avg if scale is None else exp_avg * scale.view(-1), denom, value=-step_size)

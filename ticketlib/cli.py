@@ -26,7 +26,7 @@ from .paper import build as build_paper
 from .protocols import PROTOCOLS
 from .results import RESULTS, early_stop_summary, export, export_grid, load_results
 from .sources import REAL, dataset_files
-from .store import Store
+from .store import Store, run_id
 from .verify import TOLERANCE, verify
 
 
@@ -67,9 +67,10 @@ def rates(text: str) -> dict[str, float]:
 
 GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid file
     "dataset": (names, "dataset(s): mnist1d, mnist, fashion_mnist, cifar10, npz:PATH"),
-    "model": (names, "model(s): lenet_300_100, conv2, conv4, conv6"),
+    "model": (names, "model(s): lenet_300_100, mlp_8x100 (8 hidden layers of 100), conv2, conv4, conv6"),
     "inits": (names, f"initializer(s), or a group: {', '.join(INIT_GROUPS)} (see `ticketlib inits`)"),
-    "seeds": (integers, "seeds, e.g. 0,1,2 or 0-4"),
+    "seeds": (integers, "seeds, e.g. 0,1,2 or 0-4; a seed draws θ0 and (unless --data-seed) sets the data order"),
+    "data_seed": (int, "seed of the data order, apart from the seed that draws θ0 (default: the seed)"),
     "scales": (numbers, "multipliers of the init's weights, e.g. 0.5,1,2 (default 1)"),
     "conditions": (names, "ticket, reinit, random (default ticket)"),
     "protocol": (str, f"a preset of the hyperparameters below: {', '.join(PROTOCOLS)} (default frankle2019)"),
@@ -77,6 +78,7 @@ GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid
     "iterations": (int, "training iterations per round"),
     "epochs": (int, "training epochs per round (instead of iterations)"),
     "lr": (float, "Adam learning rate"),
+    "lr_rule": (str, "constant (one lr) or relative (each layer's lr × RMS(θ0) / Xavier normal's σ: Xavier's step relative to the weights)"),
     "batch_size": (int, "minibatch size"),
     "eval_every": (int, "iterations between evaluations, counted from a round's start (F&C: 100)"),
     "eval_every_epochs": (int, "epochs between evaluations, at epoch ends, instead of --eval-every (the 2020 code: 1)"),
@@ -107,8 +109,9 @@ RUN_FLAGS = {
 }
 
 
-def yaml_arguments(path: str) -> list[str]:
-    """A YAML grid file as the equivalent command-line flags."""
+def yaml_arguments(path: str) -> list[list[str]]:
+    """A YAML grid file as the equivalent command-line flags: one list per sub-grid. A file's
+    `grids:` list of mappings makes one sub-grid each, its keys over the file's other keys."""
     if not Path(path).is_file():
         raise TicketError(f"config file not found: {path}")
     try:
@@ -117,12 +120,19 @@ def yaml_arguments(path: str) -> list[str]:
         raise TicketError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from None
     if not isinstance(spec, dict):
         raise TicketError(f"{path} must hold a mapping of flag names to values")
+    subgrids = spec.pop("grids", [{}])
+    if not isinstance(subgrids, list) or not subgrids or not all(isinstance(g, dict) for g in subgrids):
+        raise TicketError(f"{path}: grids must be a list of mappings of flag names to values")
+    return [flags(path, {**spec, **subgrid}) for subgrid in subgrids]
+
+
+def flags(path: str, spec: dict) -> list[str]:
     valid = {*GRID_FLAGS, *RUN_FLAGS, "prune_biases"}
     argv = []
     for key, value in spec.items():
         key = str(key).replace("-", "_")
         if key not in valid:
-            raise TicketError(f"{path}: unknown key {key!r}; valid: {', '.join(sorted(valid))}")
+            raise TicketError(f"{path}: unknown key {key!r}; valid: {', '.join(sorted(valid | {'grids'}))}")
         flag = "--" + key.replace("_", "-")
         if key == "prune_biases":
             argv.append(flag if value else "--no-prune-biases")
@@ -203,8 +213,13 @@ def command_export(args) -> None:
     print(f"grid {path.stem}: {len(configs)} runs → {folder}/")
 
 
-def file_configs(grid: str) -> list[dict]:
-    return grid_configs(build_parser().parse_args(["run", *yaml_arguments(str(grid_file(grid)))]))
+def file_configs(grid: str, overrides: list[str] = ()) -> list[dict]:
+    """Every run config of a grid file (its sub-grids in order, each run once); `overrides`: flags over it."""
+    parser, configs = build_parser(), {}
+    for argv in yaml_arguments(str(grid_file(grid))):
+        for config in grid_configs(parser.parse_args(["run", *argv, *overrides])):
+            configs.setdefault(run_id(config), config)
+    return list(configs.values())
 
 
 def command_verify(args) -> None:
@@ -221,10 +236,10 @@ def command_verify(args) -> None:
     print(f"{len(checks)} runs retrained: {same} identical bit for bit, {len(checks) - same} within tolerance")
 
 
-def command_run(args) -> None:
+def command_run(args, overrides: list[str]) -> None:
     if args.scheduler and args.executor != "dask":
         raise TicketError("--scheduler needs --executor dask")
-    configs = grid_configs(args)
+    configs = file_configs(args.config, overrides) if args.config else grid_configs(args)
     store = Store(args.store or "data/runs")
     start = time.perf_counter()
     counts = run_grid(configs, store, args.device or "auto", args.data_root or "data", args.workers,
@@ -255,17 +270,27 @@ def command_results(args) -> None:
         print(early_stop_summary(table).round(4).to_string(index=False))
 
 
+def without_config(argv: list[str]) -> list[str]:
+    """The flags given beside --config, which override every sub-grid of its file."""
+    kept, skip = [], False
+    for arg in argv:
+        if not skip and arg != "--config" and not arg.startswith("--config="):
+            kept.append(arg)
+        skip = arg == "--config"
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command == "run" and args.config:  # YAML first, so flags given after override it
-            args = parser.parse_args(["run", *yaml_arguments(args.config), *argv[1:]])
+            args = parser.parse_args(["run", *yaml_arguments(args.config)[0], *argv[1:]])
         if args.command == "inits":
             command_inits(args)
         elif args.command == "run":
-            command_run(args)
+            command_run(args, without_config(argv[1:]))
         elif args.command == "data":
             command_data(args)
         elif args.command == "export":

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from .conditions import CONDITIONS, Condition
 from .datasets import Data
 from .errors import TicketError
-from .inits import initialize, pytorch_default_draw
+from .inits import initialize, pytorch_default_draw, relative_lr_factors
 from .models import build_model, prunable_tensors
+from .protocols import data_seed, lr_rule
 from .pruning import full_mask, percent_remaining
 from .store import Run, Store, run_id
 from .train import Job, budget, max_stack, sparse_layers, train
 
-PER_TICKET = ("init", "scale", "bias_init", "seed", "condition")  # may differ within a stack
+PER_TICKET = ("init", "scale", "bias_init", "seed", "data_seed", "condition")  # may differ within a stack
 
 
 def training_setup(config: dict) -> dict:
@@ -66,6 +67,7 @@ class Member:
     theta0: dict   # round 0's start: θ0, or θ0' for reinit
     rewind: dict   # later rounds' start (without late rewinding): θ0 or θ0', or a PyTorch-default draw
     rounds: int    # how many rounds it asks for (not in the stored config)
+    lr_factors: dict | None = None  # per weight tensor (lr_rule relative), from θ0
     done: bool = False
     last: tuple | None = None  # (round, tensors) this process just saved: spares reading them back
 
@@ -110,7 +112,8 @@ def members_of(configs: list[dict], store: Store, model, setup: dict) -> list[Me
                   else pytorch_default_draw(model, config["seed"], condition.draw))
         run = store.run(config)
         ticket = run if config["condition"] == "ticket" else store.run({**config, "condition": "ticket"})
-        members.append(Member(run, ticket, condition, theta0, rewind, config["rounds"]))
+        factors = relative_lr_factors(model, theta0) if lr_rule(config) == "relative" else None
+        members.append(Member(run, ticket, condition, theta0, rewind, config["rounds"], factors))
     return members
 
 
@@ -154,7 +157,8 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
             state, start = m.start(r, rewind)
             snapshot_at = rewind if (r == 0 and rewind and m.is_ticket) else None
             optimizer = m.previous(r, "optimizer") if keep_optimizer and r > 0 else None
-            pending.append(Pending(m, Job(state, mask, m.run.config["seed"], snapshot_at, optimizer), start))
+            job = Job(state, mask, data_seed(m.run.config), snapshot_at, optimizer, m.lr_factors)
+            pending.append(Pending(m, job, start))
         offset = r * total if setup["data_order"] == "continuous" else 0
         for stack in stacks(pending, model, device):
             outcomes = train(model, [p.job for p in stack], data, setup, stack[0].start, total, device, offset)

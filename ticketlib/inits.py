@@ -62,6 +62,18 @@ def uniform(w, g):
     w.uniform_(0.0, 1.0, generator=g)
 
 
+@register("uniform_symmetric")
+def uniform_symmetric(w, g):
+    """U(-√3, √3): zero mean and N(0, 1)'s unit variance, ignoring the fan (σ = the run's scale)."""
+    _uniform(w, g, math.sqrt(3.0))
+
+
+@register("uniform_centered")
+def uniform_centered(w, g):
+    """U(-1/2, 1/2): U(0, 1) less its mean (same variance, 1/12)."""
+    _uniform(w, g, 0.5)
+
+
 @register("kaiming_normal")
 def kaiming_normal(w, g):
     """N(0, 2/fan_in) (He et al. 2015; PyTorch kaiming_normal_, a=0, fan_in)."""
@@ -142,9 +154,12 @@ def signed_constant(w, g):
 SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xavier_normal",
                   "xavier_uniform", "xavier_normal_half", "xavier_uniform_half",
                   "xavier_normal_double", "xavier_uniform_double"]
-INIT_GROUPS = {"all": list(INITIALIZERS), "seed2020": SEED2020_INITS}  # names usable in --inits
+FACTOR_INITS = ["uniform_symmetric", "uniform_centered"]  # added to separate scale, fan and mean
+STUDY_INITS = [name for name in INITIALIZERS if name not in FACTOR_INITS]  # the 16 schemes of the main grids
+INIT_GROUPS = {"all": list(INITIALIZERS), "study": STUDY_INITS, "seed2020": SEED2020_INITS}  # names usable in --inits
 FAMILIES = {  # for figures: schemes side by side with their relatives; a new scheme goes in one
     "unscaled: N(0, 1), U(0, 1)": ["normal", "uniform"],
+    "zero-mean, fan-free": FACTOR_INITS,
     "Kaiming (He)": ["kaiming_normal", "kaiming_uniform"],
     "Xavier (Glorot)": ["xavier_normal", "xavier_uniform", "xavier_normal_half", "xavier_normal_double",
                         "xavier_uniform_half", "xavier_uniform_double"],
@@ -154,7 +169,7 @@ FAMILIES = {  # for figures: schemes side by side with their relatives; a new sc
 
 
 def resolve(names) -> list[str]:
-    """A group name ("all", "seed2020"), a comma-separated string, or a list → scheme names."""
+    """A group name ("all", "study", "seed2020"), a comma-separated string, or a list → scheme names."""
     items = names.split(",") if isinstance(names, str) else list(names)
     return [name for item in items for name in INIT_GROUPS.get(item.strip(), [item.strip()])]
 
@@ -207,6 +222,19 @@ def initialize(model: nn.Module, init: str, scale: float, bias_init: str, *seed_
                     _uniform(bias, generator(*seed_parts, name, "bias"), 1.0 / math.sqrt(fans(weight)[0]))
                 layer.bias.copy_(bias)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def relative_lr_factors(model: nn.Module, state: dict) -> dict:
+    """Per weight tensor, RMS(θ0) / Xavier normal's σ (lr_rule relative): Adam moves each weight by
+    about lr a step whatever its size, so this gives every scheme Xavier's step relative to its
+    weights. Biases keep the plain lr."""
+    factors = {}
+    for name, layer in model.named_modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            weight = state[f"{name}.weight"].double()
+            fan_in, fan_out = fans(weight)
+            factors[f"{name}.weight"] = float(weight.square().mean().sqrt()) / math.sqrt(2.0 / (fan_in + fan_out))
+    return factors
 
 
 def pytorch_default_draw(model: nn.Module, *seed_parts) -> dict:

@@ -105,6 +105,7 @@ def register_model(name: str, hidden: tuple):
 
 
 register_model("lenet_300_100", hidden=(300, 100))(LeNet)
+register_model("mlp_8x100", hidden=(100,) * 8)(LeNet)  # deep and narrow: where signal through depth matters
 for _name, _plan in CONV_PLANS.items():
     register_model(_name, hidden=(256, 256))(partial(ConvNet, _plan))
 

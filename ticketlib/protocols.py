@@ -23,7 +23,11 @@ CHOICES = {
     "data_order": ("per_round", "continuous"),     # every round replays epochs 0..n, or new epochs all run long
     "test_at": ("every", "early_stop"),            # test accuracy at every evaluation, or at early stop and end only
     "precision": ("fp32", "bf16"),                 # matmuls in fp32, or in bf16 (autocast; weights and Adam fp32)
+    "lr_rule": ("constant", "relative"),           # one lr, or per layer lr × RMS(θ0) / Xavier normal's σ
 }
+# Hyperparameters added after engine 5: a run's config holds one only when it is set away from its
+# value here, so every earlier run keeps its id (its folder in the store and the shipped results).
+LATER_DEFAULTS = {"data_seed": None, "lr_rule": "constant"}
 ALTERNATIVES = (("iterations", "epochs"), ("eval_every", "eval_every_epochs"))  # a budget, a cadence: one of each
 EVAL_SPLITS = ("train", "val", "test")  # train: accuracy on the whole training split (train_acc)
 
@@ -96,13 +100,13 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
     if condition not in CONDITIONS:
         raise unknown("condition", condition, CONDITIONS)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown_keys = set(overrides) - set(PROTOCOLS[protocol]) - {"hidden", "num_samples"}
+    unknown_keys = set(overrides) - set(PROTOCOLS[protocol]) - {"hidden", "num_samples", *LATER_DEFAULTS}
     if unknown_keys:
         raise TicketError(f"unknown hyperparameter(s) {', '.join(sorted(unknown_keys))}")
     for one, other in ALTERNATIVES:
         if one in overrides and other in overrides:
             raise TicketError(f"give {one} or {other}, not both")
-    hp = {**PROTOCOLS[protocol], **MODEL_DEFAULTS[protocol].get(model, {})}
+    hp = {**LATER_DEFAULTS, **PROTOCOLS[protocol], **MODEL_DEFAULTS[protocol].get(model, {})}
     if overrides.get("prune_scope", hp["prune_scope"]) != hp["prune_scope"]:
         hp["prune_rates"] = {"global": 0.2}  # a different scope starts from its own default
     overrides["prune_rates"] = {**hp["prune_rates"], **overrides.get("prune_rates", {})}
@@ -132,8 +136,12 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
         _positive_int(key, hp[key])
     for key in ("iterations", "epochs", "eval_every", "eval_every_epochs"):
         _positive_int(key, hp[key], allow_none=True)
-    if not isinstance(seed, int) or seed < 0:
-        raise TicketError(f"seed must be a non-negative integer; got {seed!r}")
+    for key, value in (("seed", seed), ("data_seed", hp["data_seed"])):
+        if key == "seed" or value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise TicketError(f"{key} must be a non-negative integer; got {value!r}")
+    if hp["data_seed"] == seed:
+        hp["data_seed"] = None  # the same run as leaving it out
     for key in ("lr", "scale"):
         hp[key] = _positive_float(key, hp[key])  # float: 1 and 1.0 must hash alike
     if not isinstance(hp["rewind_iteration"], int) or hp["rewind_iteration"] < 0:
@@ -160,6 +168,18 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
         raise TicketError("eval_splits includes val but there is no validation split (val_size 0): "
                           "set val_size > 0 or leave val out of eval_splits")
 
+    for key, default in LATER_DEFAULTS.items():
+        if hp[key] == default:
+            del hp[key]
     return dict(dataset=dataset, data_fingerprint=fingerprint(dataset), num_samples=num_samples,
                 model=model, hidden=list(hidden), init=init, seed=seed, protocol=protocol,
                 condition=condition, engine=ENGINE, **hp)
+
+
+def data_seed(config: dict) -> int:
+    """The seed of a run's data order: its own `data_seed`, or its seed (which also draws θ0)."""
+    return config.get("data_seed", config["seed"])
+
+
+def lr_rule(config: dict) -> str:
+    return config.get("lr_rule", LATER_DEFAULTS["lr_rule"])

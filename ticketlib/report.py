@@ -42,6 +42,8 @@ def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFr
     for level in levels:
         columns[f"accuracy at {level:g}% (%)"] = cells(f"acc_{level:g}")
     columns[f"early-stop speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
+    if "censored" in summary:
+        columns["early stop at the budget's end (run-rounds)"] = [f"{c} of {n}" for c, n in zip(summary.censored, summary.run_rounds)]
     if summary.failed.any():
         columns["failed runs (of seeds)"] = [f"{f} of {s}" for f, s in zip(summary.failed, summary.seeds)]
     table = pd.DataFrame(columns)

@@ -9,6 +9,8 @@ its setup (`setup_columns`).
 A grid's results (`export_grid`), what notebooks read and the repository ships:
     results/<grid>/table.parquet   the tidy table of the grid's runs, up to the rounds it asks for
     results/<grid>/masks.npz       each run's last-round mask, packed as bits
+    results/<grid>/layers.parquet  weights kept per run × round × pruned tensor (how pruning spread
+                                   the sparsity over layers; grids exported before it lack it)
     results/<grid>/grid.json       its identity: the grid's name, a hash of its run configs
                                    (engine version included) and rounds, the files' checksums
 """
@@ -31,12 +33,16 @@ KEY_COLUMNS = ["dataset", "model", "init", "scale", "seed", "protocol", "conditi
 MEASURES = ("train_loss", "val_loss", "val_acc", "test_acc", "train_acc")  # NaN where not measured
 ROW_COLUMNS = ("run_id", "round", "weights_remaining", "iteration", *MEASURES, "is_early_stop", "diverged")
 FORMATS = (".parquet", ".csv")
+LAYER_COLUMNS = ["run_id", "round", "tensor", "kept", "size"]
 RESULTS = Path("results")
 
 
+REPLICATE_COLUMNS = ("seed", "data_seed")  # what differs between the runs of one setup
+
+
 def setup_columns(table: pd.DataFrame) -> list[str]:
-    """The config columns that define a setup: all but the seed and per-row columns."""
-    return [c for c in table.columns if c not in (*ROW_COLUMNS, "seed", "failed")]
+    """The config columns that define a setup: all but the seeds and per-row columns."""
+    return [c for c in table.columns if c not in (*ROW_COLUMNS, *REPLICATE_COLUMNS, "failed", "censored")]
 
 
 def _flat(value):
@@ -120,11 +126,19 @@ def unpack_masks(arrays) -> dict[str, dict[str, np.ndarray]]:
     return masks
 
 
+def layer_counts(run, rounds: int) -> list[dict]:
+    """Weights kept in each pruned tensor at each of a run's first `rounds` rounds."""
+    return [dict(run_id=run.path.name, round=r, tensor=name, kept=int(mask.sum()), size=mask.numel())
+            for r in run.rounds() if r < rounds for name, mask in run.tensors(r, "mask").items()]
+
+
 def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Path = RESULTS) -> Path:
-    """Write a grid's results (table, last-round masks, identity) from the store; every run must
-    have finished every round it asks for (a diverged run stops early and counts as finished)."""
+    """Write a grid's results (table, last-round masks, layer counts, identity) from the store; every
+    run must have finished every round it asks for (a diverged run stops early and counts as finished)."""
+    if not name or name.startswith(".") or Path(name).name != name:
+        raise TicketError(f"grid name {name!r} must be a plain file name (no folders, not starting with a dot)")
     store = Store(store)
-    masks, unfinished = {}, []
+    masks, layers, unfinished = {}, [], []
     for config in configs:
         run = store.find(config)
         rounds = run.rounds() if run else []
@@ -132,6 +146,7 @@ def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Pa
             unfinished.append(f"{config['init']} seed {config['seed']} {config['condition']}")
             continue
         masks[run_id(config)] = {k: v.numpy() for k, v in run.tensors(min(rounds[-1], config["rounds"] - 1), "mask").items()}
+        layers += layer_counts(run, config["rounds"])
     if unfinished:
         raise TicketError(f"grid {name} is not finished in {store.root}: {len(unfinished)} run(s) lack rounds "
                           f"({', '.join(unfinished[:3])}{', ...' if len(unfinished) > 3 else ''}); "
@@ -140,9 +155,11 @@ def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Pa
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "grid.json").unlink(missing_ok=True)  # until the new files are all in place
     table = load_results(store.root, configs).sort_values(["run_id", "round", "iteration"], ignore_index=True)
-    files = {"table.parquet": io.BytesIO(), "masks.npz": io.BytesIO()}
+    files = {"table.parquet": io.BytesIO(), "masks.npz": io.BytesIO(), "layers.parquet": io.BytesIO()}
     table.to_parquet(files["table.parquet"], index=False)
     np.savez_compressed(files["masks.npz"], **pack_masks(masks))
+    pd.DataFrame(layers, columns=LAYER_COLUMNS).sort_values(["run_id", "round", "tensor"], ignore_index=True).to_parquet(
+        files["layers.parquet"], index=False)
     identity = dict(grid=name, grid_hash=grid_hash(configs), runs=len(configs),
                     **{f"{f.split('.')[0]}_sha256": hashlib.sha256(b.getvalue()).hexdigest()[:16] for f, b in files.items()})
     for file, buffer in files.items():
@@ -163,6 +180,16 @@ class GridResults:
         with np.load(self.folder / "masks.npz") as arrays:
             return unpack_masks({k: arrays[k] for k in arrays.files})
 
+    def layers(self) -> pd.DataFrame:
+        """Weights kept per run × round × pruned tensor, with the fraction kept; the runs' config
+        columns joined. Grids exported before layer counts existed have none: an error says so."""
+        path = self.folder / "layers.parquet"
+        if not path.is_file():
+            raise TicketError(f"{self.folder} has no layer counts (exported before they existed); export it again")
+        counts = pd.read_parquet(path).assign(fraction=lambda t: t.kept / t["size"])
+        runs = self.table.drop_duplicates("run_id")[[c for c in self.table.columns if c not in ROW_COLUMNS or c == "run_id"]]
+        return counts.merge(runs, on="run_id", how="left")
+
     def last_masks(self, condition: str = "ticket") -> dict[tuple, dict[str, np.ndarray]]:
         """(init, seed) → the grid's last-round mask, for the runs of `condition` that reached it."""
         last = self.table["round"].max()
@@ -179,7 +206,7 @@ def load_grid(name: str, results: str | Path = RESULTS) -> GridResults:
         raise TicketError(f"no results for grid {name!r} in {results}; grids there: {', '.join(found) or 'none'}. "
                           f"Make them with `ticketlib run --config configs/{name}.yaml` then `ticketlib export {name}`")
     identity = json.loads((folder / "grid.json").read_text())
-    for file in ("table.parquet", "masks.npz"):
+    for file in [f for f in ("table.parquet", "masks.npz", "layers.parquet") if f"{f.split('.')[0]}_sha256" in identity]:
         digest = hashlib.sha256((folder / file).read_bytes()).hexdigest()[:16]
         if digest != identity[f"{file.split('.')[0]}_sha256"]:
             raise TicketError(f"{folder / file} does not match {folder / 'grid.json'} (changed or damaged); "

@@ -18,6 +18,11 @@ from .errors import TicketError
 from .results import setup_columns
 
 LEVEL = 0.95
+# Sameness is claimed only by equivalence within ±EQUIVALENCE_MARGIN accuracy points (TOST at 5%,
+# i.e. the paired 90% t interval inside the margin). Fixed on 2026-12-06, before the factors and
+# mechanism grids were looked at: half a point is below what a practitioner would choose an
+# initializer for on MNIST and about three times the dense networks' seed-to-seed spread.
+EQUIVALENCE_MARGIN = 0.005
 CHANCE = 0.1  # accuracy of a failed network: every registered dataset has 10 classes
 PER_CURVE = ("init", "scale", "bias_init", "condition")  # what a figure's lines may differ in
 
@@ -48,8 +53,10 @@ def one_setup(table: pd.DataFrame, varying=PER_CURVE) -> None:
 def early_stops(table: pd.DataFrame, chance: float = CHANCE) -> pd.DataFrame:
     """One row per run × round: the evaluation at the early-stop iteration; where a run diverged, a
     failure row (`failed`, test accuracy `chance`, no iteration) at that round and at every later
-    round that runs of its setup reached."""
-    stops = table[table.is_early_stop.astype(bool)].assign(failed=False)
+    round that runs of its setup reached. `censored`: the early stop is the round's last evaluation,
+    so the network was still improving when the budget ended."""
+    last = table.groupby(["run_id", "round"]).iteration.transform("max")
+    stops = table.assign(censored=table.iteration == last)[table.is_early_stop.astype(bool)].assign(failed=False)
     diverged = table[table.diverged.astype(bool)].drop_duplicates("run_id")
     if diverged.empty:
         return stops.reset_index(drop=True)
@@ -58,7 +65,8 @@ def early_stops(table: pd.DataFrame, chance: float = CHANCE) -> pd.DataFrame:
     runs = diverged.drop(columns=["round", "weights_remaining"])
     failures = runs.merge(levels, on=shared, how="left") if shared else runs.merge(levels, how="cross")
     failures = failures[failures["round"] >= diverged.set_index("run_id")["round"].loc[failures.run_id].to_numpy()]
-    failures = failures.assign(failed=True, test_acc=chance, iteration=np.nan, val_loss=np.nan, val_acc=np.nan)
+    failures = failures.assign(failed=True, censored=False, test_acc=chance, iteration=np.nan, val_loss=np.nan,
+                               val_acc=np.nan)
     return pd.concat([stops, failures], ignore_index=True).sort_values(["run_id", "round"], ignore_index=True)
 
 
@@ -142,13 +150,42 @@ def paired_comparison(a: pd.Series, b: pd.Series) -> dict:
     return dict(diff=diff.mean(), low=low, high=high, p=p, seeds=len(shared))
 
 
+def equivalence(differences, margin: float = EQUIVALENCE_MARGIN) -> dict:
+    """Two one-sided t tests (TOST) that the mean paired difference lies within ±margin: p is the
+    larger one-sided p-value; `equivalent` when p < 0.05, i.e. the 90% t interval lies inside."""
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    n = len(d)
+    if n < 2:
+        return dict(diff=d.mean() if n else np.nan, low90=np.nan, high90=np.nan, p_tost=np.nan, equivalent=False, seeds=n)
+    mean, se = d.mean(), d.std(ddof=1) / np.sqrt(n)
+    low, high = t_interval(d, level=0.90)
+    if se == 0:
+        p = 0.0 if abs(mean) < margin else 1.0
+    else:
+        p = max(scipy_stats.t.sf((mean + margin) / se, n - 1), scipy_stats.t.sf((margin - mean) / se, n - 1))
+    return dict(diff=mean, low90=low, high90=high, p_tost=float(p), equivalent=bool(p < 0.05), seeds=n)
+
+
+def censoring(stops: pd.DataFrame, by=("init",)) -> pd.DataFrame:
+    """Per group: run-rounds whose early stop is the round's last evaluation (still improving when
+    the budget ended), of all run-rounds (failed ones excluded), and as a percent."""
+    alive = stops[~stops.failed] if "failed" in stops else stops
+    counts = alive.groupby(list(by)).censored.agg(censored="sum", run_rounds="size").reset_index()
+    return counts.assign(percent=100 * counts.censored / counts.run_rounds)
+
+
 def pairwise_comparisons(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.DataFrame:
     """Every pair of initializers' tickets at one round, paired by seed, with Holm-adjusted p-values."""
     at = stops[(stops["round"] == round_) & (stops.condition == "ticket")]
     one_setup(at, varying=["init"])
     at = at.set_index("seed")
-    rows = [dict(a=a, b=b, **paired_comparison(at[at.init == a][metric], at[at.init == b][metric]))
-            for a, b in itertools.combinations(sorted(at.init.unique()), 2)]
+    rows = []
+    for a, b in itertools.combinations(sorted(at.init.unique()), 2):
+        compared = paired_comparison(at[at.init == a][metric], at[at.init == b][metric])
+        shared = at[at.init == a].index.intersection(at[at.init == b].index)
+        same = equivalence(at[at.init == a][metric][shared] - at[at.init == b][metric][shared])
+        rows.append(dict(a=a, b=b, **compared, p_tost=same["p_tost"], equivalent=same["equivalent"]))
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table.p.to_numpy())
     return table
@@ -223,6 +260,9 @@ def initializer_summary(stops: pd.DataFrame, levels=(21.1, 7.0, 3.6, 1.8), toler
         at = {r: g for r, g in runs.groupby("round")}
         dense = at[0].set_index("seed")
         row = dict(init=init, seeds=runs.seed.nunique(), failed=runs[failed[runs.index]].seed.nunique())
+        if "censored" in runs:
+            alive = runs[~failed[runs.index]]
+            row["censored"], row["run_rounds"] = int(alive.censored.sum()), len(alive)
         row["dense"], row["dense_low"], row["dense_high"] = mean_ci(dense.test_acc * 100)
         row["matching"], row["matching_low"], row["matching_high"] = matching_range(runs, tolerance, chance)
         means = runs.groupby("round").test_acc.mean()

@@ -71,6 +71,7 @@ class Job:
     seed: int                       # sets the data order
     snapshot_at: int | None = None  # also keep the weights after this many iterations
     optimizer: dict | None = None   # Adam state to go on from (Outcome.optimizer); None: a fresh Adam
+    lr_factors: dict | None = None  # parameter name → its learning rate's multiplier (lr_rule relative)
 
 
 @dataclass
@@ -105,6 +106,10 @@ class Stack:
         self.grad_masks = {name: mask.to(self.params[name].dtype)  # float: a bool factor is converted every step
                            for name, mask in self.masks.items()
                            if name.removesuffix(".weight") not in self.sparse and not mask.all()}
+        self.lr_scales = None  # per parameter, each ticket's lr multiplier laid out as the parameter
+        if jobs[0].lr_factors is not None:
+            self.lr_scales = {name: self.arrange(name, [torch.full_like(job.state[name], job.lr_factors.get(name, 1.0))
+                                                        for job in jobs], device) for name in self.params}
         self.adam_start = None  # (steps, exp_avg, exp_avg_sq) to go on from; None: a fresh Adam
         if jobs[0].optimizer is not None:
             steps = {int(job.optimizer["steps"]) for job in jobs}
@@ -255,7 +260,8 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
     at `stop`; a job whose training loss turns non-finite is diverged and gets no more rows.
     """
     stack = Stack(model, jobs, device, config["precision"])
-    optimizer = Adam(stack.params.values(), lr=config["lr"], state=stack.adam_start)  # elementwise: tickets stay independent
+    optimizer = Adam(stack.params.values(), lr=config["lr"], state=stack.adam_start,  # elementwise: tickets stay independent
+                     lr_scales=stack.lr_scales and [stack.lr_scales[name] for name in stack.params])
     seeds, seed_row = stack.seeds, stack.seed_row
     batch, per_epoch = config["batch_size"], steps_per_epoch(data, config["batch_size"])
     every, every_epochs = config["eval_every"], config["eval_every_epochs"]
