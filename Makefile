@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study retrain data results paper lab constraints clean-venv
+.PHONY: setup test study notebooks retrain data results paper lab constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,12 @@ study: setup
 	    --no-progress-bar --log-level WARNING || exit 1; \
 	done
 	$(MAKE) paper
+
+# The notebooks' stored outputs (what nbval compares), re-made with each notebook's default parameters
+notebooks: setup
+	cd notebooks && for nb in *.ipynb; do \
+	  ../$(BIN)/papermill $$nb $$nb --cwd . --no-progress-bar --log-level WARNING || exit 1; \
+	done
 
 # Every grid the study reads, trained into $(STORE) (finished rounds are kept: a killed run resumes)
 # and exported to results/GRID/ as soon as it is done, then the study rebuilt from them

@@ -42,5 +42,5 @@ def tiny_grid(tmp_path_factory, data_root):
     configs = expand_grid(["mnist1d"], ["lenet_300_100"], ["xavier_normal", "lecun_uniform"], [0, 1],
                           ["ticket", "random"], **{**SMALL, "val_size": 80})
     run_grid(configs, Store(root / "runs"), "cpu", data_root=data_root, workers=1, progress=False)
-    export_grid("tiny", configs, root / "runs", root / "results")
+    export_grid("tiny", configs, root / "runs", root / "results", data_root)
     return root, configs

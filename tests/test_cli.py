@@ -44,7 +44,7 @@ def test_run_and_results_end_to_end(tmp_path):
     grid_export = subprocess.run([script, "export", grid, "--store", tmp_path / "runs", "--out", tmp_path / "results"],
                                  capture_output=True, text=True)
     assert grid_export.stdout == f"grid grid: 8 runs → {tmp_path / 'results' / 'grid'}/\n", grid_export.stderr
-    assert sorted(p.name for p in (tmp_path / "results" / "grid").iterdir()) == ["grid.json", "masks.npz", "table.parquet"]
+    assert sorted(p.name for p in (tmp_path / "results" / "grid").iterdir()) == ["grid.json", "layers.parquet", "masks.npz", "table.parquet"]
     grid.write_text(grid.read_text().replace("rounds: 3", "rounds: 4"))
     unfinished = subprocess.run([script, "export", grid, "--store", tmp_path / "runs", "--out", tmp_path / "results"],
                                 capture_output=True, text=True)

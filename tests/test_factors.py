@@ -105,10 +105,10 @@ def test_deep_model_has_eight_hidden_layers_and_trains(small_config, small_data,
     assert len(mask) == 9 and mask["hidden.3.weight"].float().mean() == pytest.approx(0.8, abs=1e-3)
 
 
-def test_export_counts_weights_kept_per_layer_and_round(small_config, small_data, store, tmp_path):
+def test_export_counts_weights_kept_per_layer_and_round(small_config, small_data, store, tmp_path, data_root):
     configs = [small_config(prune_scope="global"), small_config()]
     run_grid(configs, store, "cpu", workers=1, progress=False)
-    export_grid("layers", configs, store.root, tmp_path)
+    export_grid("layers", configs, store.root, tmp_path, data_root)
     layers = load_grid("layers", tmp_path).layers()
     assert set(layers.tensor) == {"hidden.0.weight", "hidden.1.weight", "out.weight"}
     assert len(layers) == 2 * 3 * 3

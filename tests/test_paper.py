@@ -103,7 +103,7 @@ Only {{imp.dense}}.
 """
 
 
-def test_provenance_records_grids_and_refuses_unrecorded_stale_and_mixed_inputs(tiny_grid, tmp_path):
+def test_provenance_records_grids_and_refuses_unrecorded_stale_and_mixed_inputs(tiny_grid, tmp_path, data_root):
     root, configs = tiny_grid
     shutil.copytree(root / "results", tmp_path / "results")
     grid = load_grid("tiny", tmp_path / "results")
@@ -115,7 +115,7 @@ def test_provenance_records_grids_and_refuses_unrecorded_stale_and_mixed_inputs(
     Outputs([], publish=True, root=tmp_path).record({"figure:curve"})
     assert [g["grid"] for g in check_provenance(PROVENANCE_TEXT, manifest(), tmp_path / "results")] == ["tiny"]
     # one value re-made from the grid exported with a round fewer: the section mixes two versions of it
-    export_grid("tiny", [{**c, "rounds": 2} for c in configs], root / "runs", tmp_path / "results")
+    export_grid("tiny", [{**c, "rounds": 2} for c in configs], root / "runs", tmp_path / "results", data_root)
     Outputs([load_grid("tiny", tmp_path / "results")], publish=True, root=tmp_path).values({"imp.sparse": 3})
     with pytest.raises(TicketError) as refused:
         check_provenance(PROVENANCE_TEXT, manifest(), tmp_path / "results")

@@ -77,7 +77,7 @@ def test_worker_processes_give_the_same_table(small_config, small_data, tmp_path
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
-def test_a_grid_exports_its_table_last_masks_and_identity(tiny_grid, tmp_path):
+def test_a_grid_exports_its_table_last_masks_and_identity(tiny_grid, tmp_path, data_root):
     root, configs = tiny_grid
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     grid = load_grid("tiny", root / "results")
@@ -92,8 +92,8 @@ def test_a_grid_exports_its_table_last_masks_and_identity(tiny_grid, tmp_path):
     assert stored.keys() == masks[("lecun_uniform", 1)].keys()
     assert all(np.array_equal(stored[n].numpy(), masks[("lecun_uniform", 1)][n]) for n in stored)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # reading wrote nothing
-    again = export_grid("tiny", configs, root / "runs", tmp_path)  # the same bytes every time
-    for name in ("table.parquet", "masks.npz", "grid.json"):
+    again = export_grid("tiny", configs, root / "runs", tmp_path, data_root)  # the same bytes every time
+    for name in ("table.parquet", "masks.npz", "layers.parquet", "diagnostics.parquet", "grid.json"):
         assert (again / name).read_bytes() == (root / "results" / "tiny" / name).read_bytes()
 
 

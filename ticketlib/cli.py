@@ -168,6 +168,7 @@ def build_parser() -> Parser:
     grid.add_argument("grid", help="a grid file's name in configs/ (configs/NAME.yaml), or its path")
     grid.add_argument("--store", default="data/runs", help="run store folder holding the grid's finished runs")
     grid.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS}; the grid gets a folder in it)")
+    grid.add_argument("--data-root", default="data", help="where datasets are kept, for the measures (default data)")
     check = commands.add_parser("verify", help="retrain a random sample of shipped runs from scratch and compare "
                                                "them with results/ (bit for bit here; elsewhere within tolerance)")
     check.add_argument("--sample", type=int, default=3, help="how many runs (default 3)")
@@ -209,7 +210,7 @@ def grid_file(grid: str) -> Path:
 def command_export(args) -> None:
     path = grid_file(args.grid)
     configs = file_configs(args.grid)
-    folder = export_grid(path.stem, configs, args.store, args.out)
+    folder = export_grid(path.stem, configs, args.store, args.out, args.data_root)
     print(f"grid {path.stem}: {len(configs)} runs → {folder}/")
 
 

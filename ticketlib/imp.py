@@ -19,7 +19,7 @@ runs that share a training setup goes round by round, training each round's tick
 import math
 from dataclasses import dataclass
 
-from .conditions import CONDITIONS, Condition
+from .conditions import CONDITIONS, Condition, Round, data_order_seed
 from .datasets import Data
 from .errors import TicketError
 from .inits import initialize, pytorch_default_draw, relative_lr_factors
@@ -81,18 +81,24 @@ class Member:
             return self.last[1][name]
         return self.run.tensors(r - 1, name)
 
-    def mask(self, r: int, ticket_mask: dict | None, kinds: dict, params: dict) -> dict:
-        if r == 0:
-            return full_mask({n: params[n] for n in kinds})
-        return self.condition.mask(self.run.config, lambda name: self.previous(r, name), ticket_mask, r, kinds)
+    def round(self, r: int, ticket_mask: dict | None, kinds: dict, model, ticket_theta0: dict, data) -> Round:
+        return Round(self.run.config, r, lambda name: self.previous(r, name), ticket_mask, kinds, model,
+                     ticket_theta0, data)
 
-    def start(self, r: int, rewind_iteration: int) -> tuple[dict, int]:
+    def mask(self, rnd: Round, params: dict) -> dict:
+        if rnd.r == 0:
+            return full_mask({n: params[n] for n in rnd.kinds})
+        return self.condition.mask(rnd)
+
+    def start(self, rnd: Round, mask: dict, rewind_iteration: int) -> tuple[dict, int]:
         """The weights round r starts from and the iteration it starts at."""
-        if r == 0:
-            return self.theta0, 0
-        if rewind_iteration and self.condition.late_rewind:
+        if rnd.r == 0:
+            base = self.theta0
+        elif rewind_iteration and self.condition.late_rewind:
             return self.ticket.tensors(0, "rewind"), rewind_iteration
-        return self.rewind, 0
+        else:
+            base = self.rewind
+        return (self.condition.start(rnd, base, mask) if self.condition.start else base), 0
 
 
 @dataclass
@@ -131,6 +137,8 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
     kinds = prunable_tensors(model, setup["prune_biases"])
     params = dict(model.named_parameters())
     members = members_of(configs, store, model, setup)
+    ticket_theta0 = {m.ticket.path: m.theta0 for m in members if m.is_ticket}  # every control's ticket is a member
+    cpu_data = data.to("cpu") if device != "cpu" else data
     keep_optimizer = setup["optimizer_state"] == "keep"
     round_files = ("mask", "weights", "optimizer") if keep_optimizer else ("mask", "weights")
     trained = 0
@@ -142,7 +150,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
             if m.run.has_round(r):
                 m.done = m.run.metrics(r)["diverged"]
                 continue
-            if r == 0 and not m.is_ticket and m.condition.draw == "init":
+            if r == 0 and not m.is_ticket and m.condition.shares_round_zero:
                 copies.append(m)  # dense from the ticket's θ0 and seed: the ticket's round 0, bit for bit
                 continue
             ticket_mask = masks.get(m.ticket.path)
@@ -151,13 +159,15 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
                     m.done = True  # the ticket diverged before round r: no mask to copy or to match
                     continue
                 ticket_mask = m.ticket.tensors(r, "mask")
-            mask = m.mask(r, ticket_mask, kinds, params)
+            rnd = m.round(r, ticket_mask, kinds, model, ticket_theta0[m.ticket.path], cpu_data)
+            mask = m.mask(rnd, params)
             if m.is_ticket:
                 masks[m.run.path] = mask
-            state, start = m.start(r, rewind)
+            state, start = m.start(rnd, mask, rewind)
             snapshot_at = rewind if (r == 0 and rewind and m.is_ticket) else None
             optimizer = m.previous(r, "optimizer") if keep_optimizer and r > 0 else None
-            job = Job(state, mask, data_seed(m.run.config), snapshot_at, optimizer, m.lr_factors)
+            order = data_order_seed(data_seed(m.run.config), m.run.config["condition"])
+            job = Job(state, mask, order, snapshot_at, optimizer, m.lr_factors)
             pending.append(Pending(m, job, start))
         offset = r * total if setup["data_order"] == "continuous" else 0
         for stack in stacks(pending, model, device):

@@ -62,18 +62,6 @@ def uniform(w, g):
     w.uniform_(0.0, 1.0, generator=g)
 
 
-@register("uniform_symmetric")
-def uniform_symmetric(w, g):
-    """U(-√3, √3): zero mean and N(0, 1)'s unit variance, ignoring the fan (σ = the run's scale)."""
-    _uniform(w, g, math.sqrt(3.0))
-
-
-@register("uniform_centered")
-def uniform_centered(w, g):
-    """U(-1/2, 1/2): U(0, 1) less its mean (same variance, 1/12)."""
-    _uniform(w, g, 0.5)
-
-
 @register("kaiming_normal")
 def kaiming_normal(w, g):
     """N(0, 2/fan_in) (He et al. 2015; PyTorch kaiming_normal_, a=0, fan_in)."""
@@ -151,6 +139,18 @@ def signed_constant(w, g):
     w.copy_(sign * math.sqrt(2.0 / fans(w)[0]))
 
 
+@register("uniform_symmetric")
+def uniform_symmetric(w, g):
+    """U(-√3, √3): zero mean and N(0, 1)'s unit variance, ignoring the fan (σ = the run's scale)."""
+    _uniform(w, g, math.sqrt(3.0))
+
+
+@register("uniform_centered")
+def uniform_centered(w, g):
+    """U(-1/2, 1/2): U(0, 1) less its mean (same variance, 1/12)."""
+    _uniform(w, g, 0.5)
+
+
 SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xavier_normal",
                   "xavier_uniform", "xavier_normal_half", "xavier_uniform_half",
                   "xavier_normal_double", "xavier_uniform_double"]
@@ -159,12 +159,12 @@ STUDY_INITS = [name for name in INITIALIZERS if name not in FACTOR_INITS]  # the
 INIT_GROUPS = {"all": list(INITIALIZERS), "study": STUDY_INITS, "seed2020": SEED2020_INITS}  # names usable in --inits
 FAMILIES = {  # for figures: schemes side by side with their relatives; a new scheme goes in one
     "unscaled: N(0, 1), U(0, 1)": ["normal", "uniform"],
-    "zero-mean, fan-free": FACTOR_INITS,
     "Kaiming (He)": ["kaiming_normal", "kaiming_uniform"],
     "Xavier (Glorot)": ["xavier_normal", "xavier_uniform", "xavier_normal_half", "xavier_normal_double",
                         "xavier_uniform_half", "xavier_uniform_double"],
     "LeCun": ["lecun_normal", "lecun_uniform"],
     "others": ["orthogonal", "truncated_normal", "pytorch_default", "signed_constant"],
+    "zero-mean, fan-free": FACTOR_INITS,
 }
 
 

@@ -34,6 +34,7 @@ MEASURES = ("train_loss", "val_loss", "val_acc", "test_acc", "train_acc")  # NaN
 ROW_COLUMNS = ("run_id", "round", "weights_remaining", "iteration", *MEASURES, "is_early_stop", "diverged")
 FORMATS = (".parquet", ".csv")
 LAYER_COLUMNS = ["run_id", "round", "tensor", "kept", "size"]
+EXPORTED = ("table.parquet", "layers.parquet", "diagnostics.parquet", "instability.parquet")  # tables beside masks.npz
 RESULTS = Path("results")
 
 
@@ -132,9 +133,11 @@ def layer_counts(run, rounds: int) -> list[dict]:
             for r in run.rounds() if r < rounds for name, mask in run.tensors(r, "mask").items()]
 
 
-def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Path = RESULTS) -> Path:
-    """Write a grid's results (table, last-round masks, layer counts, identity) from the store; every
-    run must have finished every round it asks for (a diverged run stops early and counts as finished)."""
+def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Path = RESULTS,
+                data_root: str | Path = "data") -> Path:
+    """Write a grid's results (table, last-round masks, layer counts, measures, identity) from the
+    store; every run must have finished every round it asks for (a diverged run stops early and
+    counts as finished). Measures (measures.py) need the dataset, from `data_root`."""
     if not name or name.startswith(".") or Path(name).name != name:
         raise TicketError(f"grid name {name!r} must be a plain file name (no folders, not starting with a dot)")
     store = Store(store)
@@ -160,12 +163,37 @@ def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Pa
     np.savez_compressed(files["masks.npz"], **pack_masks(masks))
     pd.DataFrame(layers, columns=LAYER_COLUMNS).sort_values(["run_id", "round", "tensor"], ignore_index=True).to_parquet(
         files["layers.parquet"], index=False)
+    for file, rows in measured(configs, store, data_root).items():
+        files[file] = io.BytesIO()
+        rows.to_parquet(files[file], index=False)
     identity = dict(grid=name, grid_hash=grid_hash(configs), runs=len(configs),
                     **{f"{f.split('.')[0]}_sha256": hashlib.sha256(b.getvalue()).hexdigest()[:16] for f, b in files.items()})
     for file, buffer in files.items():
         write_atomically(folder / file, buffer.getvalue())
     write_atomically(folder / "grid.json", json.dumps(identity, indent=1).encode())  # last: present means complete
     return folder
+
+
+def measured(configs: list[dict], store: Store, data_root) -> dict[str, pd.DataFrame]:
+    """The grid's measures (measures.py): no-retrain diagnostics of its tickets, and instability
+    where a ticket has a `copy`; each a tidy table by run_id (the ticket's) and round."""
+    from .datasets import load_dataset
+    from .grid import data_key
+    from .measures import DIAGNOSTIC_COLUMNS, INSTABILITY_COLUMNS, diagnostic_rows, instability_rows, one_thread
+    tickets = {run_id(c): c for c in configs if c["condition"] == "ticket"}
+    copies = [c for c in configs if c["condition"] == "copy" and run_id({**c, "condition": "ticket"}) in tickets]
+    diagnostics, instability = [], []
+    for key, config in tickets.items():
+        data = load_dataset(*data_key(config), root=data_root)
+        diagnostics += one_thread(diagnostic_rows, store.find(config), config["rounds"], data)
+    for config in copies:
+        data = load_dataset(*data_key(config), root=data_root)
+        instability += one_thread(instability_rows, store.find({**config, "condition": "ticket"}), store.find(config),
+                                  config["rounds"], data)
+    tables = {"diagnostics.parquet": pd.DataFrame(diagnostics, columns=DIAGNOSTIC_COLUMNS)}
+    if copies:
+        tables["instability.parquet"] = pd.DataFrame(instability, columns=INSTABILITY_COLUMNS)
+    return {file: table.sort_values(list(table.columns[:3]), ignore_index=True) for file, table in tables.items()}
 
 
 @dataclass
@@ -190,6 +218,16 @@ class GridResults:
         runs = self.table.drop_duplicates("run_id")[[c for c in self.table.columns if c not in ROW_COLUMNS or c == "run_id"]]
         return counts.merge(runs, on="run_id", how="left")
 
+    def measure(self, name: str) -> pd.DataFrame:
+        """A measure's tidy table (`diagnostics` or `instability`, measures.py) with the tickets' config
+        columns joined; an error names what the grid has."""
+        path = self.folder / f"{name}.parquet"
+        if f"{name}_sha256" not in self.identity:
+            have = [f.split(".")[0] for f in EXPORTED[2:] if f"{f.split('.')[0]}_sha256" in self.identity]
+            raise TicketError(f"grid {self.identity['grid']} has no {name} measure; it has: {', '.join(have) or 'none'}")
+        runs = self.table.drop_duplicates("run_id")[[c for c in self.table.columns if c not in ROW_COLUMNS or c == "run_id"]]
+        return pd.read_parquet(path).merge(runs, on="run_id", how="left")
+
     def last_masks(self, condition: str = "ticket") -> dict[tuple, dict[str, np.ndarray]]:
         """(init, seed) → the grid's last-round mask, for the runs of `condition` that reached it."""
         last = self.table["round"].max()
@@ -206,7 +244,7 @@ def load_grid(name: str, results: str | Path = RESULTS) -> GridResults:
         raise TicketError(f"no results for grid {name!r} in {results}; grids there: {', '.join(found) or 'none'}. "
                           f"Make them with `ticketlib run --config configs/{name}.yaml` then `ticketlib export {name}`")
     identity = json.loads((folder / "grid.json").read_text())
-    for file in [f for f in ("table.parquet", "masks.npz", "layers.parquet") if f"{f.split('.')[0]}_sha256" in identity]:
+    for file in [f for f in (*EXPORTED, "masks.npz") if f"{f.split('.')[0]}_sha256" in identity]:
         digest = hashlib.sha256((folder / file).read_bytes()).hexdigest()[:16]
         if digest != identity[f"{file.split('.')[0]}_sha256"]:
             raise TicketError(f"{folder / file} does not match {folder / 'grid.json'} (changed or damaged); "

@@ -50,6 +50,10 @@ class BlockSparse:
         self.col_shared = self.index[2].int()  # every ticket reads one input block
         self.order_t = torch.argsort(cols * self.shape[0] + rows)  # value order of the transpose
         self.crow_t, self.col_t = _crow(cols[self.order_t], self.shape[1]).int(), rows[self.order_t].int()
+        if self.crow.device.type == "cpu" and csr_kernels.library() is not None:  # what the compiled kernels walk
+            csr_kernels.check_pattern(self.crow, self.col, self.shape[1])
+            csr_kernels.check_pattern(self.crow, self.col_shared, self.inp)
+            csr_kernels.check_pattern(self.crow_t, self.col_t, self.shape[0])
 
     def gather(self, weights: torch.Tensor) -> torch.Tensor:
         return weights[self.index]

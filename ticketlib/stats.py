@@ -175,6 +175,17 @@ def censoring(stops: pd.DataFrame, by=("init",)) -> pd.DataFrame:
     return counts.assign(percent=100 * counts.censored / counts.run_rounds)
 
 
+def instability(path: pd.DataFrame) -> pd.DataFrame:
+    """Per ticket run and round of an instability table (error along the linear path between a
+    ticket and its copy, measures.py): the error barrier, the largest error on the path minus the
+    mean of its two ends, and those ends' mean."""
+    def barrier(points):
+        ends = points.test_error[points.alpha.isin([0.0, 1.0])].mean()
+        return pd.Series(dict(barrier=points.test_error.max() - ends, end_error=ends))
+    keys = [c for c in path.columns if c not in ("alpha", "test_error")]
+    return path.groupby(keys, dropna=False).apply(barrier, include_groups=False).reset_index()
+
+
 def pairwise_comparisons(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.DataFrame:
     """Every pair of initializers' tickets at one round, paired by seed, with Holm-adjusted p-values."""
     at = stops[(stops["round"] == round_) & (stops.condition == "ticket")]
