@@ -12,7 +12,7 @@ import argparse
 
 import pandas as pd
 
-from ticketlib.stats import early_stops, mean_ci
+from ticketlib.analysis.stats import early_stops, mean_ci
 
 KEY = ["run_id", "round", "iteration"]
 

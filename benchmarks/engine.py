@@ -28,14 +28,14 @@ import numpy as np
 import torch
 
 from idiom import run_idiom
-from ticketlib.datasets import load_dataset
-from ticketlib.grid import expand_grid, run_grid
-from ticketlib.inits import initialize
-from ticketlib.models import build_model, prunable_tensors
-from ticketlib.executors import default_workers
-from ticketlib.pruning import full_mask, kept as kept_weights, magnitude_prune, percent_remaining
-from ticketlib.store import Store
-from ticketlib.train import Job, Stack, evaluate, max_stack, train
+from ticketlib.data.datasets import load_dataset
+from ticketlib.imp.grid import expand_grid, run_grid
+from ticketlib.nets.inits import initialize
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.imp.executors import default_workers
+from ticketlib.nets.pruning import full_mask, kept as kept_weights, magnitude_prune, percent_remaining
+from ticketlib.store.runs import Store
+from ticketlib.engine.train import Job, Stack, evaluate, max_stack, train
 
 INITS = ["xavier_normal", "kaiming_normal", "orthogonal", "pytorch_default"]
 SEEDS = [0, 1, 2, 3]

@@ -10,8 +10,8 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 from torch.utils.data import DataLoader, TensorDataset
 
-from ticketlib.inits import initialize
-from ticketlib.models import build_model
+from ticketlib.nets.inits import initialize
+from ticketlib.nets.models import build_model
 
 
 @torch.no_grad()

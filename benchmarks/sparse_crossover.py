@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-import ticketlib.train as trainer
+import ticketlib.engine.train as trainer
 from engine import stack_jobs
-from ticketlib.datasets import load_dataset
-from ticketlib.models import build_model
-from ticketlib.protocols import make_run
+from ticketlib.data.datasets import load_dataset
+from ticketlib.nets.models import build_model
+from ticketlib.imp.protocols import make_run
 
 ITERATIONS = 200
 ROUNDS = [2, 3, 4, 5, 6, 7, 10]  # IMP prunings: fc density 0.64, 0.51, 0.41, 0.33, 0.26, 0.21, 0.11

@@ -23,14 +23,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from engine import stack_jobs, timed
-from ticketlib.datasets import load_dataset
-from ticketlib.models import build_model
-from ticketlib.protocols import make_run
-from ticketlib.pruning import percent_remaining
-from ticketlib import csr_kernels
-from ticketlib.seed_runs import SeedRunsLinear, seed_runs
-from ticketlib.sparse import BlockSparse
-from ticketlib.train import Stack, evaluate, train
+from ticketlib.data.datasets import load_dataset
+from ticketlib.nets.models import build_model
+from ticketlib.imp.protocols import make_run
+from ticketlib.nets.pruning import percent_remaining
+from ticketlib.engine import csr_kernels
+from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
+from ticketlib.engine.sparse import BlockSparse
+from ticketlib.engine.train import Stack, evaluate, train
 
 TICKETS, SEEDS, BATCH, INPUTS, HIDDEN = 16, 4, 60, 784, 300
 SEED_ROW = torch.arange(TICKETS) // (TICKETS // SEEDS)  # each ticket's seed, in runs of 4

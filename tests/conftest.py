@@ -1,8 +1,8 @@
 import pytest
 
-from ticketlib.datasets import load_dataset
-from ticketlib.protocols import make_run
-from ticketlib.store import Store
+from ticketlib.data.datasets import load_dataset
+from ticketlib.imp.protocols import make_run
+from ticketlib.store.runs import Store
 
 SMALL = dict(num_samples=1000, iterations=60, eval_every=20, rounds=3, hidden=[32, 16])
 
@@ -35,8 +35,8 @@ def small_config():
 def tiny_grid(tmp_path_factory, data_root):
     """A tiny grid trained once and exported as results/tiny/: 2 inits × 2 seeds, tickets and random
     pruning, 3 rounds. Returns (folder holding runs/ and results/, configs)."""
-    from ticketlib.grid import expand_grid, run_grid
-    from ticketlib.results import export_grid
+    from ticketlib.imp.grid import expand_grid, run_grid
+    from ticketlib.analysis.results import export_grid
 
     root = tmp_path_factory.mktemp("tiny")
     configs = expand_grid(["mnist1d"], ["lenet_300_100"], ["xavier_normal", "lecun_uniform"], [0, 1],

@@ -9,9 +9,9 @@ import argparse
 import sys
 import time
 
-import ticketlib.store as store_module
-from ticketlib.grid import expand_grid, run_grid
-from ticketlib.store import Store
+import ticketlib.store.runs as store_module
+from ticketlib.imp.grid import expand_grid, run_grid
+from ticketlib.store.runs import Store
 
 GRID = dict(datasets=["mnist1d"], models=["lenet_300_100"], inits=["xavier_normal", "kaiming_uniform"],
             seeds=[0], conditions=["ticket", "random"], rounds=4, iterations=300, eval_every=100,

@@ -39,7 +39,7 @@ BAD_RUNS = {
     "val without split": (["--val-size", "0"], "eval_splits includes val but there is no validation split"),
     "late rewind to default": (["--rewind-iteration", "5", "--rewind-target", "pytorch_default"],
                                "late rewinding (rewind_iteration > 0) rewinds to the ticket's own weights"),
-    "unknown condition": (["--conditions", "ticket,shuffle"], "valid: random, reinit, ticket"),
+    "unknown condition": (["--conditions", "ticket,lottery"], "valid: copy, grasp, grasp_global"),
     "unknown activation": (["--activation", "tanh"], "valid: leaky_relu, relu"),
     "unknown scope": (["--prune-scope", "sideways"], "valid: global, layerwise"),
     "unknown bias init": (["--bias-init", "ones"], "valid: default, zeros"),

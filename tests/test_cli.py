@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ticketlib.cli import main
-from ticketlib.inits import INITIALIZERS
+from ticketlib.nets.inits import INITIALIZERS
 
 SMALL_FLAGS = ["--dataset", "mnist1d", "--model", "lenet_300_100", "--num-samples", "1000",
                "--hidden", "32,16", "--iterations", "40", "--eval-every", "20", "--rounds", "2"]
@@ -44,7 +44,7 @@ def test_run_and_results_end_to_end(tmp_path):
     grid_export = subprocess.run([script, "export", grid, "--store", tmp_path / "runs", "--out", tmp_path / "results"],
                                  capture_output=True, text=True)
     assert grid_export.stdout == f"grid grid: 8 runs → {tmp_path / 'results' / 'grid'}/\n", grid_export.stderr
-    assert sorted(p.name for p in (tmp_path / "results" / "grid").iterdir()) == ["grid.json", "layers.parquet", "masks.npz", "table.parquet"]
+    assert sorted(p.name for p in (tmp_path / "results" / "grid").iterdir()) == ["diagnostics.parquet", "grid.json", "layers.parquet", "masks.npz", "table.parquet"]
     grid.write_text(grid.read_text().replace("rounds: 3", "rounds: 4"))
     unfinished = subprocess.run([script, "export", grid, "--store", tmp_path / "runs", "--out", tmp_path / "results"],
                                 capture_output=True, text=True)

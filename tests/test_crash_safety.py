@@ -14,9 +14,9 @@ import torch
 
 from grid_driver import GRID, grid
 from ticketlib.cli import main
-from ticketlib.grid import run_grid
-from ticketlib.results import load_results
-from ticketlib.store import CorruptStore, Run, Store
+from ticketlib.imp.grid import run_grid
+from ticketlib.analysis.results import load_results
+from ticketlib.store.runs import CorruptStore, Run, Store
 
 DRIVER = Path(__file__).with_name("grid_driver.py")
 ROUNDS = len(grid()) * GRID["rounds"]

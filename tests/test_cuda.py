@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-import ticketlib.train as engine
+import ticketlib.engine.train as engine
 from ticketlib.verify import TOLERANCE
 
 from test_train import MIXED, jobs_for, lenet, same

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from ticketlib.datasets import load_dataset
+from ticketlib.data.datasets import load_dataset
 from ticketlib.errors import TicketError
-from ticketlib.models import build_model, prunable_tensors
+from ticketlib.nets.models import build_model, prunable_tensors
 
 
 def test_mnist1d_is_generated_deterministically(small_data, tmp_path):

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from engine import floor_seconds  # noqa: E402
 
-from ticketlib.grid import expand_grid  # noqa: E402
+from ticketlib.imp.grid import expand_grid  # noqa: E402
 
 
 def test_floor_counts_training_validation_and_two_test_passes_of_kept_weights():

@@ -3,12 +3,12 @@ import pandas as pd
 import pytest
 from dask.distributed import LocalCluster
 
-import ticketlib.executors as executors
+import ticketlib.imp.executors as executors
 from grid_driver import grid
 from ticketlib.errors import TicketError
-from ticketlib.grid import run_grid
-from ticketlib.results import load_results
-from ticketlib.store import Store
+from ticketlib.imp.grid import run_grid
+from ticketlib.analysis.results import load_results
+from ticketlib.store.runs import Store
 
 
 def table(store) -> pd.DataFrame:

@@ -5,16 +5,16 @@ import pandas as pd
 import pytest
 import torch
 
-from ticketlib.adam import Adam
+from ticketlib.engine.adam import Adam
 from ticketlib.cli import file_configs, main
 from ticketlib.errors import TicketError
-from ticketlib.grid import run_grid
-from ticketlib.models import build_model, prunable_tensors
-from ticketlib.protocols import make_run
-from ticketlib.results import export_grid, load_grid
-from ticketlib.stats import censoring, early_stops, equivalence, t_interval
-from ticketlib.store import run_id
-from ticketlib.train import Job, train
+from ticketlib.imp.grid import run_grid
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.imp.protocols import make_run
+from ticketlib.analysis.results import export_grid, load_grid
+from ticketlib.analysis.stats import censoring, early_stops, equivalence, t_interval
+from ticketlib.store.runs import run_id
+from ticketlib.engine.train import Job, train
 
 
 def test_data_seed_equal_to_the_seed_or_left_out_is_the_same_run(small_config):

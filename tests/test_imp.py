@@ -4,13 +4,13 @@ import shutil
 import pytest
 import torch
 
-import ticketlib.imp as imp
-from ticketlib.grid import run_grid
-from ticketlib.inits import initialize
-from ticketlib.models import build_model
-from ticketlib.pruning import kept
-from ticketlib.store import Store
-from ticketlib.train import Job, train
+import ticketlib.imp.rounds as imp
+from ticketlib.imp.grid import run_grid
+from ticketlib.nets.inits import initialize
+from ticketlib.nets.models import build_model
+from ticketlib.nets.pruning import kept
+from ticketlib.store.runs import Store
+from ticketlib.engine.train import Job, train
 
 
 @pytest.fixture

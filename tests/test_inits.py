@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from ticketlib.inits import INITIALIZERS, TRUNCATED_STD_FACTOR, fans, initialize
+from ticketlib.nets.inits import INITIALIZERS, TRUNCATED_STD_FACTOR, fans, initialize
 
 LINEAR = (400, 1000)   # fan_in 1000, fan_out 400: 400k draws
 CONV = (128, 64, 3, 3)  # fan_in 576, fan_out 1152: 74k draws
@@ -46,7 +46,7 @@ def expected(name, shape):
 
 
 def test_every_scheme_is_in_one_family():
-    from ticketlib.inits import FAMILIES
+    from ticketlib.nets.inits import FAMILIES
     members = [name for family in FAMILIES.values() for name in family]
     assert sorted(members) == sorted(INITIALIZERS)
 
@@ -119,7 +119,7 @@ def test_draw_is_seeded_by_run_not_by_global_rng():
 
 def test_draws_do_not_depend_on_the_thread_count():
     """θ0 is the same whichever thread count the caller runs (orthogonal's QR would differ)."""
-    from ticketlib.models import build_model
+    from ticketlib.nets.models import build_model
     model = build_model("lenet_300_100", (784,), 10)
     threads = torch.get_num_threads()
     draws = []
@@ -134,14 +134,14 @@ def test_draws_do_not_depend_on_the_thread_count():
 
 
 def test_study_group_keeps_the_main_grids_sixteen_schemes():
-    from ticketlib.inits import INIT_GROUPS, resolve
+    from ticketlib.nets.inits import INIT_GROUPS, resolve
     assert resolve("study") == [n for n in INITIALIZERS if n not in ("uniform_symmetric", "uniform_centered")]
     assert len(resolve("study")) == 16 and resolve("all") == list(INITIALIZERS)
 
 
 def test_relative_lr_factors_are_rms_over_xavier_sigma():
-    from ticketlib.inits import relative_lr_factors
-    from ticketlib.models import build_model
+    from ticketlib.nets.inits import relative_lr_factors
+    from ticketlib.nets.models import build_model
     model = build_model("lenet_300_100", (1, 28, 28), 10)
     xavier = relative_lr_factors(model, initialize(model, "xavier_normal", 1.0, "default", 0, "init"))
     assert set(xavier) == {"hidden.0.weight", "hidden.1.weight", "out.weight"}

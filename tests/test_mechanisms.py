@@ -8,18 +8,18 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ticketlib import pai
-from ticketlib.conditions import CONDITIONS, Round
-from ticketlib.datasets import Data
-from ticketlib.grid import run_grid
-from ticketlib.inits import initialize
-from ticketlib.measures import path_errors
-from ticketlib.models import build_model, prunable_tensors
-from ticketlib.pruning import kept, random_prune
-from ticketlib.results import export_grid, load_grid
+from ticketlib.imp import pai
+from ticketlib.imp.conditions import CONDITIONS, Round
+from ticketlib.data.datasets import Data
+from ticketlib.imp.grid import run_grid
+from ticketlib.nets.inits import initialize
+from ticketlib.imp.measures import path_errors
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.nets.pruning import kept, random_prune
+from ticketlib.analysis.results import export_grid, load_grid
 from ticketlib.seeds import generator
-from ticketlib.stats import instability
-from ticketlib.store import run_id
+from ticketlib.analysis.stats import instability
+from ticketlib.store.runs import run_id
 
 
 def small_model(hidden=(32, 16)):

@@ -84,7 +84,7 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     exported from the grid file as it is now (same runs, engine version and rounds)."""
     import yaml
     from ticketlib.cli import file_configs
-    from ticketlib.results import grid_hash
+    from ticketlib.analysis.results import grid_hash
 
     notebook = NOTEBOOKS / f"{path.name.split('.')[0]}.ipynb"
     assert notebook.is_file(), f"{path.name} names no notebook"

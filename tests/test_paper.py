@@ -3,10 +3,10 @@ import shutil
 
 import pytest
 
-from ticketlib.artefacts import Outputs
+from ticketlib.paper.artefacts import Outputs
 from ticketlib.errors import TicketError
-from ticketlib.paper import build, check_provenance, fill, number_references
-from ticketlib.results import export_grid, load_grid
+from ticketlib.paper.build import build, check_provenance, fill, number_references
+from ticketlib.analysis.results import export_grid, load_grid
 
 TEMPLATE = """---
 title: A test paper

@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-import ticketlib.imp as imp
-import ticketlib.train as train_module
-from ticketlib.datasets import load_dataset
-from ticketlib.inits import initialize, pytorch_default_draw
-from ticketlib.models import build_model, prunable_tensors
-from ticketlib.protocols import PROTOCOLS, make_run
-from ticketlib.pruning import kept, prune_count
-from ticketlib.results import load_results
-from ticketlib.train import epoch_order
+import ticketlib.imp.rounds as imp
+import ticketlib.engine.train as train_module
+from ticketlib.data.datasets import load_dataset
+from ticketlib.nets.inits import initialize, pytorch_default_draw
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.imp.protocols import PROTOCOLS, make_run
+from ticketlib.nets.pruning import kept, prune_count
+from ticketlib.analysis.results import load_results
+from ticketlib.engine.train import epoch_order
 
 SMALL = dict(num_samples=1000, hidden=[32, 16], epochs=1, rounds=3)  # 800 examples: 13 steps of 60 an epoch
 
@@ -62,7 +62,7 @@ def test_frankle2019_keeps_what_it_computes():
 
 
 def test_as_run_rewinds_to_the_pytorch_default_draw_and_the_fix_to_the_scheme(raw_data, tmp_path, spy):
-    from ticketlib.store import Store
+    from ticketlib.store.runs import Store
     buggy, fixed = as_run(), as_run(protocol="seed2020")
     for config in (buggy, fixed):
         imp.run_cohort([config], Store(tmp_path / config["protocol"]), raw_data)
@@ -144,7 +144,7 @@ def test_inputs_unscaled_under_seed2020(tmp_path):
     path = tmp_path / "img.npz"
     np.savez(path, x_train=images, y_train=np.arange(6) % 2, x_test=images[:2], y_test=np.zeros(2, int))
     config = make_run(f"npz:{path}", "lenet_300_100", "xavier_normal", 0, "seed2020_as_run")
-    from ticketlib.grid import data_key
+    from ticketlib.imp.grid import data_key
     data = load_dataset(*data_key(config), root=tmp_path)
     assert torch.equal(data.x_test.flatten(), torch.from_numpy(images[:2]).float().flatten() / 255)
     assert data.x_train.min() == 0 and data.x_train.max() == 1  # pixels in [0, 1], as the 2020 code had them
@@ -232,7 +232,7 @@ def test_test_at_early_stop_gives_the_same_numbers_where_it_measures(small_confi
     """Four tickets in one stack, into block-sparse rounds, trained past their best (lr 5e-3): test
     accuracy only at the early-stop and last rows, equal there to evaluating at every point; every
     other number unchanged."""
-    from ticketlib.store import Store
+    from ticketlib.store.runs import Store
     tables = {}
     for mode in ("every", "early_stop"):
         configs = [small_config(init=init, seed=seed, rounds=8, test_at=mode, iterations=200, lr=5e-3)
@@ -254,7 +254,7 @@ def test_test_at_early_stop_gives_the_same_numbers_where_it_measures(small_confi
 def test_bf16_precision_trains_close_to_fp32_and_reproducibly(small_config, small_data, tmp_path):
     """bf16 matmuls (fp32 weights, Adam and loss), into block-sparse rounds: deterministic, a
     ticket's numbers independent of its stack, accuracy near fp32's."""
-    from ticketlib.store import Store
+    from ticketlib.store.runs import Store
     def run(precision, name, seeds=(0, 1)):
         configs = [small_config(seed=seed, rounds=7, precision=precision) for seed in seeds]
         store = Store(tmp_path / name)

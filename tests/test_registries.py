@@ -7,14 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from ticketlib import conditions, datasets, executors, models, protocols
-from ticketlib.grid import expand_grid, run_grid
-from ticketlib.inits import initialize
-from ticketlib.models import MODELS, Planned, build_model, dense_plan, prunable_tensors
-from ticketlib.pruning import full_mask, kept
-from ticketlib.results import load_results
-from ticketlib.store import Store
-from ticketlib.train import Job, Stack, sparse_layers
+from ticketlib.imp import conditions, executors, protocols
+from ticketlib.data import datasets
+from ticketlib.nets import models
+from ticketlib.imp.grid import expand_grid, run_grid
+from ticketlib.nets.inits import initialize
+from ticketlib.nets.models import MODELS, Planned, build_model, dense_plan, prunable_tensors
+from ticketlib.nets.pruning import full_mask, kept
+from ticketlib.analysis.results import load_results
+from ticketlib.store.runs import Store
+from ticketlib.engine.train import Job, Stack, sparse_layers
 
 
 def input_shape(name: str) -> tuple:
@@ -55,7 +57,7 @@ def test_every_dataset_declares_its_validation_split(name):
 
 @pytest.mark.parametrize("name", list(conditions.CONDITIONS))
 def test_every_condition_trains_beside_its_ticket(name, small_config, small_data, tmp_path):
-    from ticketlib.imp import run_cohort
+    from ticketlib.imp.rounds import run_cohort
     config = small_config(condition=name, rounds=2)
     store = Store(tmp_path / "runs")
     run_cohort([config], store, small_data)
@@ -99,9 +101,9 @@ class OneHidden(Planned):
         self.plan = dense_plan(1)
 
 
-def smallest_weights(config, previous, ticket_mask, r, kinds):
+def smallest_weights(rnd):
     """Keep the ticket's count of the smallest trained weights (a control in the spirit of Zhou et al.)."""
-    weights, counts = previous("weights"), kept(ticket_mask)
+    weights, counts = rnd.previous("weights"), kept(rnd.ticket_mask)
     mask = {}
     for name, count in counts.items():
         order = weights[name].abs().flatten().argsort()

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ticketlib import sources
+from ticketlib.data import sources
 from ticketlib.cli import main
-from ticketlib.datasets import load_dataset
+from ticketlib.data.datasets import load_dataset
 from ticketlib.errors import TicketError
-from ticketlib.sources import CIFAR_FILES, IDX_FILES
+from ticketlib.data.sources import CIFAR_FILES, IDX_FILES
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: nothing listens, so the connection is refused
 

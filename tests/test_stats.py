@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from ticketlib.errors import TicketError
-from ticketlib.report import best_versus_worst, difference_matrix, summary_table, with_ci
-from ticketlib.stats import (by_level, control_gaps, early_stops, holm, initializer_summary, jaccard, mask_overlap,
+from ticketlib.analysis.report import best_versus_worst, difference_matrix, summary_table, with_ci
+from ticketlib.analysis.stats import (by_level, control_gaps, early_stops, holm, initializer_summary, jaccard, mask_overlap,
                              matching_level, matching_range, mean_ci, nearest_round, overlap_matrix,
                              paired_comparison, pairwise_comparisons, random_jaccard, t_interval)
 
@@ -210,7 +210,7 @@ def test_control_gaps_are_paired_by_seed_and_averaged_per_seed():
 
 
 def test_control_values_separate_the_fan_scaled_schemes():
-    from ticketlib.report import controls_values
+    from ticketlib.analysis.report import controls_values
     rows = []
     for init, gap in (("normal", -0.30), ("kaiming_normal", 0.04), ("xavier_normal", 0.06)):  # normal: unscaled
         for seed in range(3):
@@ -227,7 +227,7 @@ def test_control_values_separate_the_fan_scaled_schemes():
 
 
 def test_scale_values_pair_the_two_shapes_within_each_seed():
-    from ticketlib.report import in_percent, scale_values
+    from ticketlib.analysis.report import in_percent, scale_values
     rows = [dict(init=init, seed=seed, scale=scale, round=r, weights_remaining=level, condition="ticket",
                  test_acc=0.9 - 0.02 * abs(scale - 1) + (0.01 if init == "xavier_normal" else 0) + 0.01 * seed)
             for init in ("xavier_normal", "xavier_uniform") for seed in range(3) for scale in (0.5, 1.0, 2.0)
@@ -241,7 +241,7 @@ def test_scale_values_pair_the_two_shapes_within_each_seed():
 
 
 def test_the_2020_claims_are_paired_differences_per_seed():
-    from ticketlib.report import claims_2020, claims_table, claims_values
+    from ticketlib.analysis.report import claims_2020, claims_table, claims_values
     schemes = {"kaiming_normal": 0.60, "kaiming_uniform": 0.60, "xavier_normal": 0.62, "xavier_uniform": 0.62,
                "xavier_normal_half": 0.63, "xavier_uniform_half": 0.63, "xavier_normal_double": 0.61,
                "xavier_uniform_double": 0.61, "normal": 0.50, "uniform": 0.50}

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from ticketlib.errors import TicketError
-from ticketlib.grid import expand_grid, run_grid
-from ticketlib.protocols import make_run
-from ticketlib.results import KEY_COLUMNS, export, export_grid, grid_hash, load_grid, load_results
-from ticketlib.store import Store, run_id
+from ticketlib.imp.grid import expand_grid, run_grid
+from ticketlib.imp.protocols import make_run
+from ticketlib.analysis.results import KEY_COLUMNS, export, export_grid, grid_hash, load_grid, load_results
+from ticketlib.store.runs import Store, run_id
 
 
 def test_known_config_has_a_pinned_hash():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ticketlib.errors import TicketError
-from ticketlib.results import load_grid
+from ticketlib.analysis.results import load_grid
 from ticketlib.verify import compare, verify
 
 

@@ -19,15 +19,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .errors import TicketError, unknown
-from .grid import expand_grid, run_grid
-from .inits import INIT_GROUPS, INITIALIZERS, formula, resolve
-from .paper import build as build_paper
-from .protocols import PROTOCOLS
-from .results import RESULTS, early_stop_summary, export, export_grid, load_results
-from .sources import REAL, dataset_files
-from .store import Store, run_id
-from .verify import TOLERANCE, verify
+from ticketlib.errors import TicketError, unknown
+from ticketlib.imp.grid import expand_grid, run_grid
+from ticketlib.nets.inits import INIT_GROUPS, INITIALIZERS, formula, resolve
+from ticketlib.paper.build import build as build_paper
+from ticketlib.imp.protocols import PROTOCOLS
+from ticketlib.analysis.results import RESULTS, early_stop_summary, export, export_grid, load_results
+from ticketlib.data.sources import REAL, dataset_files
+from ticketlib.store.runs import Store, run_id
+from ticketlib.verify import TOLERANCE, verify
 
 
 class Parser(argparse.ArgumentParser):

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import TicketError
-from .grid import run_grid
-from .results import MEASURES, RESULTS, grid_hash, load_grid, load_results
-from .store import Store, run_id
+from ticketlib.errors import TicketError
+from ticketlib.imp.grid import run_grid
+from ticketlib.analysis.results import MEASURES, RESULTS, grid_hash, load_grid, load_results
+from ticketlib.store.runs import Store, run_id
 
 TOLERANCE = {"accuracy": 0.01, "loss": 0.02}  # accuracies within 1 point; losses within 2% (relative)
 COMPARED = [*MEASURES, "is_early_stop", "weights_remaining"]

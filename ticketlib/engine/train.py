@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .adam import Adam
-from .datasets import Data
-from .errors import TicketError
-from .seed_runs import SeedRunsLinear, seed_runs
-from .seeds import generator
-from .sparse import SPARSE_BELOW, BlockSparse
+from ticketlib.engine.adam import Adam
+from ticketlib.data.datasets import Data
+from ticketlib.errors import TicketError
+from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
+from ticketlib.seeds import generator
+from ticketlib.engine.sparse import SPARSE_BELOW, BlockSparse
 
 ENGINE = 5  # bump when a change alters numbers or the config, so old and new runs never share a folder
 EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TicketError
-from .files import write_atomically
+from ticketlib.errors import TicketError
+from ticketlib.store.files import write_atomically
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR_FILES = (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")

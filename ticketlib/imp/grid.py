@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .datasets import load_dataset
-from .errors import TicketError
-from .executors import POLL_SECONDS, check_executor, default_workers, run_tasks
-from .imp import run_cohort, training_setup
-from .conditions import CONDITIONS
-from .protocols import make_run
-from .store import Store, run_id
+from ticketlib.data.datasets import load_dataset
+from ticketlib.errors import TicketError
+from ticketlib.imp.executors import POLL_SECONDS, check_executor, default_workers, run_tasks
+from ticketlib.imp.rounds import run_cohort, training_setup
+from ticketlib.imp.conditions import CONDITIONS
+from ticketlib.imp.protocols import make_run
+from ticketlib.store.runs import Store, run_id
 
 
 def expand_grid(datasets, models, inits, seeds, conditions=("ticket",), scales=(None,),

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .errors import TicketError, unknown
+from ticketlib.errors import TicketError, unknown
 
 Mask = dict[str, torch.Tensor]
 SCOPES = ("layerwise", "global")

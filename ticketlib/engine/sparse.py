@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from . import csr_kernels
+from ticketlib.engine import csr_kernels
 
 # torch flags CSR support as beta once per process; the operations used here are stable.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import unknown
-from .pruning import SCOPES
-from .seeds import generator
+from ticketlib.errors import unknown
+from ticketlib.nets.pruning import SCOPES
+from ticketlib.seeds import generator
 
 METHODS = ("magnitude", "snip", "grasp", "synflow")
 SAMPLE = 1000          # training examples SNIP and GraSP score on

@@ -20,9 +20,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import TicketError, unknown
-from .seeds import generator
-from .sources import REAL, real_arrays
+from ticketlib.errors import TicketError, unknown
+from ticketlib.seeds import generator
+from ticketlib.data.sources import REAL, real_arrays
 
 INPUT_NORMS = ("standardize", "none")  # per-channel mean/std of the training split; or pixels in [0, 1] as they are
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import TicketError
-from .files import sync_folder, write_atomically, write_synced
+from ticketlib.errors import TicketError
+from ticketlib.store.files import sync_folder, write_atomically, write_synced
 
 CHECKSUMS = "sha256.json"
 UNHASHED = ("rounds",)  # how far a run goes is not part of its identity: a longer grid extends it

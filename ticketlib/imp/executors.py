@@ -18,7 +18,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from .errors import TicketError, unknown
+from ticketlib.errors import TicketError, unknown
 
 POLL_SECONDS = 0.5  # how often progress is refreshed while tasks run
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for this process when its parent dies

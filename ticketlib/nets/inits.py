@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import unknown
-from .seeds import generator
+from ticketlib.errors import unknown
+from ticketlib.seeds import generator
 
 Scheme = Callable[[torch.Tensor, torch.Generator], None]
 INITIALIZERS: dict[str, Scheme] = {}

@@ -17,7 +17,7 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from .figures import markdown_table, save
+from ticketlib.analysis.figures import markdown_table, save
 
 PUBLISHED = {"figures": "figures", "tables": "paper/generated"}
 EXPLORATORY = {"figures": "build/exploratory/figures", "tables": "build/exploratory/generated"}

@@ -6,8 +6,8 @@ Notebooks call these and only plot; each returns a DataFrame for `Outputs.table`
 import numpy as np
 import pandas as pd
 
-from . import stats
-from .inits import FAMILIES, INITIALIZERS
+from ticketlib.analysis import stats
+from ticketlib.nets.inits import FAMILIES, INITIALIZERS
 
 
 def ordered(names) -> list[str]:

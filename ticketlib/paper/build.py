@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import TicketError
-from .figures import markdown_table
+from ticketlib.errors import TicketError
+from ticketlib.analysis.figures import markdown_table
 
 HTML_STYLE = """<style>
 body { max-width: 46em; margin: auto; padding: 1em; font-family: Georgia, serif; line-height: 1.5; }

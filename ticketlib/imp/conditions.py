@@ -20,9 +20,9 @@ from typing import Callable
 
 import torch
 
-from . import pai
-from .pruning import kept, magnitude_prune, random_prune
-from .seeds import generator
+from ticketlib.imp import pai
+from ticketlib.nets.pruning import kept, magnitude_prune, random_prune
+from ticketlib.seeds import generator
 
 
 @dataclass

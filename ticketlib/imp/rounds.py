@@ -19,15 +19,15 @@ runs that share a training setup goes round by round, training each round's tick
 import math
 from dataclasses import dataclass
 
-from .conditions import CONDITIONS, Condition, Round, data_order_seed
-from .datasets import Data
-from .errors import TicketError
-from .inits import initialize, pytorch_default_draw, relative_lr_factors
-from .models import build_model, prunable_tensors
-from .protocols import data_seed, lr_rule
-from .pruning import full_mask, percent_remaining
-from .store import Run, Store, run_id
-from .train import Job, budget, max_stack, sparse_layers, train
+from ticketlib.imp.conditions import CONDITIONS, Condition, Round, data_order_seed
+from ticketlib.data.datasets import Data
+from ticketlib.errors import TicketError
+from ticketlib.nets.inits import initialize, pytorch_default_draw, relative_lr_factors
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.imp.protocols import data_seed, lr_rule
+from ticketlib.nets.pruning import full_mask, percent_remaining
+from ticketlib.store.runs import Run, Store, run_id
+from ticketlib.engine.train import Job, budget, max_stack, sparse_layers, train
 
 PER_TICKET = ("init", "scale", "bias_init", "seed", "data_seed", "condition")  # may differ within a stack
 

@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from .inits import FAMILIES, INITIALIZERS
-from .conditions import CONDITIONS
+from ticketlib.nets.inits import FAMILIES, INITIALIZERS
+from ticketlib.imp.conditions import CONDITIONS
 
 FIGURES = Path("figures")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins

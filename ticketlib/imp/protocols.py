@@ -6,13 +6,13 @@ a run's numbers. Its hash (see store.run_id) names the run's folder. `rounds` sa
 not what a round is, so it is left out of the hash: asking for more rounds later extends the
 same run.
 """
-from .conditions import CONDITIONS
-from .datasets import DATASETS, INPUT_NORMS, check_dataset, default_val_size, fingerprint
-from .errors import TicketError, unknown
-from .inits import check_bias_init, check_init
-from .models import MODELS, check_model
-from .pruning import ROUNDINGS, check_rates
-from .train import ENGINE
+from ticketlib.imp.conditions import CONDITIONS
+from ticketlib.data.datasets import DATASETS, INPUT_NORMS, check_dataset, default_val_size, fingerprint
+from ticketlib.errors import TicketError, unknown
+from ticketlib.nets.inits import check_bias_init, check_init
+from ticketlib.nets.models import MODELS, check_model
+from ticketlib.nets.pruning import ROUNDINGS, check_rates
+from ticketlib.engine.train import ENGINE
 
 # The behaviours on which the 2020 code, its report and Frankle & Carbin differ, and their choices
 CHOICES = {

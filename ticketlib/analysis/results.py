@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import TicketError
-from .files import write_atomically
-from .store import Store, run_id
+from ticketlib.errors import TicketError
+from ticketlib.store.files import write_atomically
+from ticketlib.store.runs import Store, run_id
 
 KEY_COLUMNS = ["dataset", "model", "init", "scale", "seed", "protocol", "condition", "round",
                "weights_remaining", "iteration", "train_loss", "val_loss", "val_acc", "test_acc",
@@ -177,9 +177,9 @@ def export_grid(name: str, configs: list[dict], store: str | Path, out: str | Pa
 def measured(configs: list[dict], store: Store, data_root) -> dict[str, pd.DataFrame]:
     """The grid's measures (measures.py): no-retrain diagnostics of its tickets, and instability
     where a ticket has a `copy`; each a tidy table by run_id (the ticket's) and round."""
-    from .datasets import load_dataset
-    from .grid import data_key
-    from .measures import DIAGNOSTIC_COLUMNS, INSTABILITY_COLUMNS, diagnostic_rows, instability_rows, one_thread
+    from ticketlib.data.datasets import load_dataset
+    from ticketlib.imp.grid import data_key
+    from ticketlib.imp.measures import DIAGNOSTIC_COLUMNS, INSTABILITY_COLUMNS, diagnostic_rows, instability_rows, one_thread
     tickets = {run_id(c): c for c in configs if c["condition"] == "ticket"}
     copies = [c for c in configs if c["condition"] == "copy" and run_id({**c, "condition": "ticket"}) in tickets]
     diagnostics, instability = [], []

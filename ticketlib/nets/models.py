@@ -13,7 +13,7 @@ from typing import Callable
 
 from torch import nn
 
-from .errors import TicketError, unknown
+from ticketlib.errors import TicketError, unknown
 
 ACTIVATIONS = {  # in place: the layer before needs only its input for backward; 0.05: the 2020 study
     "relu": lambda: nn.ReLU(inplace=True), "leaky_relu": lambda: nn.LeakyReLU(0.05, inplace=True)}
