@@ -7,13 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test study notebooks retrain data results paper lab constraints clean-venv
+.PHONY: setup test test-fast study notebooks retrain data results paper lab docs constraints clean-venv
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[study,test]'
 	@# bytecode for every installed module, on every core (pip compiles on one: 10 s slower here);
 	@# a few packages ship files for other Pythons, which fail to compile as they do under pip
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 test: setup
 	$(BIN)/python -m pytest
+
+test-fast: setup  # daily work: everything but the slow tests
+	$(BIN)/python -m pytest -m 'not slow and not registry'
 
 # One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb;
 # each writes figures/ and paper/generated/ (a fresh manifest: the paper takes nothing from earlier builds)
@@ -65,6 +68,10 @@ paper: setup
 lab: setup
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab]'
 	$(BIN)/jupyter lab notebooks/
+
+# docs/internals.md's table of hyperparameters, from ticketlib/config.py
+docs: setup
+	$(BIN)/python -c "from ticketlib.config import update_docs; update_docs('docs/internals.md')"
 
 constraints: setup
 	head -2 constraints.txt > constraints.txt.new

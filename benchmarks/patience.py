@@ -13,7 +13,8 @@ import argparse
 
 import numpy as np
 
-from ticketlib.analysis.results import RESULTS, load_grid, load_results
+from ticketlib.analysis.results import RESULTS, load_grid
+from ticketlib.imp.export import load_results
 
 
 def stop_index(losses: np.ndarray, patience: int) -> int:

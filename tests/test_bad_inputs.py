@@ -18,8 +18,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def write_npz(path, **arrays):
-    base = dict(x_train=np.zeros((50, 4), np.float32), y_train=np.zeros(50, int),
-                x_test=np.zeros((10, 4), np.float32), y_test=np.zeros(10, int))
+    base = dict(x_train=np.zeros((50, 4), np.float32), y_train=np.arange(50) % 2,
+                x_test=np.zeros((10, 4), np.float32), y_test=np.arange(10) % 2)
     np.savez(path, **{k: v for k, v in {**base, **arrays}.items() if v is not None})
     return f"npz:{path}"
 
@@ -54,13 +54,15 @@ BAD_RUNS = {
     "zero scale": (["--scales", "0"], "scale must be a positive number"),
     "two budgets": (["--epochs", "3"], "give iterations or epochs, not both"),
     "rewind past budget": (["--rewind-iteration", "40"], "rewind_iteration must be smaller"),
-    "seeds not numbers": (["--seeds", "a,b"], "expected integers"),
+    "seeds not numbers": (["--seeds", "a,b"], "--seeds: seeds must be an integer; got 'a'"),
+    "seeds backwards": (["--seeds", "3-1"], "the range 3-1 runs backwards; write 1-3"),
     "missing npz": (["--dataset", "npz:/no/such.npz", "--num-samples", None], "npz file not found"),
     "missing config": (["--config", "/no/such.yaml"], "config file not found"),
     "unknown executor": (["--executor", "spark"], "valid: dask, local"),
     "scheduler without dask": (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler needs --executor dask"),
     "zero workers": (["--workers", "0"], "workers must be a positive integer"),
-    "rounds not a number": (["--rounds", "five"], "argument --rounds: invalid int value: 'five'"),
+    "rounds not a number": (["--rounds", "five"], "--rounds: rounds must be an integer; got 'five'"),
+    "cuda without a gpu": (["--device", "cuda"], "--device cuda: this torch sees no CUDA GPU"),
 }
 
 
@@ -88,10 +90,22 @@ def test_bad_run_input_is_one_clear_line(case, tmp_path, capsys):
 BAD_NPZ = {
     "missing array": (dict(y_test=None), "lacks array(s) y_test"),
     "length mismatch": (dict(y_train=np.zeros(49, int)), "x_train has 50 rows but y_train has 49"),
-    "float images": (dict(x_train=np.zeros((50, 4, 4), np.float32)), "inputs must be uint8 images"),
+    "float images": (dict(x_train=np.zeros((50, 4, 4), np.float32), x_test=np.zeros((10, 4, 4), np.float32)),
+                     "inputs must be uint8 images"),
     "not an archive": ("plain text", "is not a zip archive, not an npz archive"),
     "single array": (np.zeros(3), "is a single .npy array, not an npz archive"),
     "object array": (dict(y_test=np.array([{"a": 1}] * 10, dtype=object)), "holds object arrays, which are never unpickled"),
+    "nan pixel": (dict(x_train=np.where(np.eye(50, 4) > 0, np.nan, 0).astype(np.float32)),
+                  "x_train has NaN or infinite values in 4 example(s)"),
+    "inf pixel": (dict(x_test=np.full((10, 4), np.inf, np.float32)), "x_test has NaN or infinite values in 10"),
+    "negative label": (dict(y_train=np.arange(50) % 2 - 1), "y_train has label -1; class indices start at 0"),
+    "column labels": (dict(y_train=(np.arange(50) % 2)[:, None]), "y_train must be 1-D (one class index per example)"),
+    "string labels": (dict(y_test=np.array(list("ab") * 5)), "y_test must hold integer class indices"),
+    "float labels": (dict(y_train=np.arange(50) % 3 + 0.7), "y_train must hold integer class indices 0, 1, ...; got float64"),
+    "one class": (dict(y_train=np.zeros(50, int)), "y_train holds only class 0; a classifier needs at least 2"),
+    "other feature count": (dict(x_test=np.zeros((10, 10), np.float32)), "x_train's examples are (4,) but x_test's are (10,)"),
+    "too few examples": (dict(x_train=np.zeros((5, 4), np.float32), y_train=np.arange(5) % 2), "has 5 examples; needs at least 20"),
+    "unseen test class": (dict(y_test=np.arange(10) % 3), "y_test has label 2, which no training example has"),
 }
 
 
@@ -116,7 +130,7 @@ def test_bad_npz_through_the_cli(tmp_path, capsys, case):
     ("inits: [xavier_normal]\nseeds: [0]\nlearning_rate: 0.1\n", "unknown key 'learning_rate'"),
     ("inits: [xavier_normal\n", "not valid YAML"),
     ("- just\n- a list\n", "must hold a mapping"),
-    ("inits: [xavier_normal]\nseeds: [0]\nrounds: five\n", "argument --rounds: invalid int value: 'five'"),
+    ("inits: [xavier_normal]\nseeds: [0]\nrounds: five\n", "grid.yaml: rounds must be an integer; got 'five'"),
     ("inits: [xavier_normal]\nseeds: [0]\nexecutor: spark\n", "unknown executor 'spark'"),
 ])
 def test_bad_yaml(tmp_path, capsys, yaml_text, message):

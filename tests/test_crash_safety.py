@@ -15,7 +15,7 @@ import torch
 from grid_driver import GRID, grid
 from ticketlib.cli import main
 from ticketlib.imp.grid import run_grid
-from ticketlib.analysis.results import load_results
+from ticketlib.imp.export import load_results
 from ticketlib.store.runs import CorruptStore, Run, Store
 
 DRIVER = Path(__file__).with_name("grid_driver.py")

@@ -1,4 +1,4 @@
-"""The CUDA path against the CPU: same rows within verify's tolerance, and the same run twice alike.
+"""The CUDA path against the CPU: same rows within a tolerance, and the same run twice alike.
 
 Skipped without a GPU (CI has none). On a GPU: `pytest tests/test_cuda.py`.
 """
@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import ticketlib.engine.train as engine
-from ticketlib.verify import TOLERANCE
 
 from test_train import MIXED, jobs_for, lenet, same
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+TOLERANCE = {"accuracy": 0.01, "loss": 0.02}  # 60 iterations on another device: within 1 point and 2%
 
 
 def assert_within_tolerance(cpu: engine.Outcome, gpu: engine.Outcome) -> None:

@@ -63,8 +63,8 @@ def test_npz_images_become_normalised_nchw(tmp_path):
      "lacks array"),
     (dict(x_train=np.zeros((10, 4), np.float32), y_train=np.zeros(9), x_test=np.zeros((5, 4), np.float32),
           y_test=np.zeros(5)), "10 rows but y_train has 9"),
-    (dict(x_train=np.zeros((10, 4), np.int64), y_train=np.zeros(10), x_test=np.zeros((5, 4), np.int64),
-          y_test=np.zeros(5)), "uint8 images N×H×W"),
+    (dict(x_train=np.zeros((20, 4), np.int64), y_train=np.arange(20) % 2, x_test=np.zeros((5, 4), np.int64),
+          y_test=np.zeros(5, int)), "uint8 images N×H×W"),
 ])
 def test_bad_npz_gives_clear_error(tmp_path, arrays, message):
     with pytest.raises(TicketError, match=message):

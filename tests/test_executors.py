@@ -7,7 +7,7 @@ import ticketlib.imp.executors as executors
 from grid_driver import grid
 from ticketlib.errors import TicketError
 from ticketlib.imp.grid import run_grid
-from ticketlib.analysis.results import load_results
+from ticketlib.imp.export import load_results
 from ticketlib.store.runs import Store
 
 
@@ -46,7 +46,7 @@ def test_unreachable_scheduler_is_one_clear_error(monkeypatch):
         executors.default_workers("dask", "tcp://127.0.0.1:9", "cpu")
 
 
-def failing_task(argument, on_round=None):
+def failing_task(argument, poll=None):
     if argument == "bad":
         raise TicketError("this task failed")
     return 1

@@ -6,14 +6,16 @@ import pytest
 import torch
 
 from ticketlib.engine.adam import Adam
-from ticketlib.cli import file_configs, main
+from ticketlib.cli import main
+from ticketlib.imp.grid import file_configs
 from ticketlib.errors import TicketError
 from ticketlib.imp.grid import run_grid
 from ticketlib.nets.models import build_model, prunable_tensors
 from ticketlib.imp.protocols import make_run
-from ticketlib.analysis.results import export_grid, load_grid
+from ticketlib.analysis.results import load_grid
+from ticketlib.imp.export import export_grid
 from ticketlib.analysis.stats import censoring, early_stops, equivalence, t_interval
-from ticketlib.store.runs import run_id
+from ticketlib.config import run_id
 from ticketlib.engine.train import Job, train
 
 
@@ -138,7 +140,7 @@ def test_grid_file_sub_grids_merge_over_the_file(tmp_path):
     assert sorted({(c["init"], c["scale"], c["lr"]) for c in configs}) == [
         ("normal", 1.0, 3e-4), ("xavier_normal", 1.0, 3e-4), ("xavier_normal", 4.0, 1.2e-3)]
     assert {c["seed"] for c in configs} == {0, 1} and {c["iterations"] for c in configs} == {60}
-    assert len(file_configs(str(path), ["--seeds", "5"])) == 3  # flags given beside --config override every sub-grid
+    assert len(file_configs(str(path), {"seeds": (5,)})) == 3  # flags given beside --config override every sub-grid
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset: mnist1d\ngrids: {inits: normal}\n")
     assert main(["run", "--config", str(bad)]) == 2

@@ -18,11 +18,11 @@ def spy(monkeypatch):
     """Record every stack's trainings: one list per stack of (state, mask, optimizer, start, order_offset) per ticket."""
     stacks = []
 
-    def recording_train(model, jobs, data, config, start, stop, device="cpu", order_offset=0):
+    def recording_train(model, jobs, data, config, start, stop, device="cpu", order_offset=0, on_steps=None):
         stacks.append([dict(state={k: v.clone() for k, v in job.state.items()},
                             mask={k: v.clone() for k, v in job.mask.items()}, optimizer=job.optimizer,
                             start=start, order_offset=order_offset) for job in jobs])
-        return train(model, jobs, data, config, start, stop, device, order_offset)
+        return train(model, jobs, data, config, start, stop, device, order_offset, on_steps or (lambda steps: None))
 
     monkeypatch.setattr(imp, "train", recording_train)
     return stacks

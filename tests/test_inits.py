@@ -46,7 +46,7 @@ def expected(name, shape):
 
 
 def test_every_scheme_is_in_one_family():
-    from ticketlib.nets.inits import FAMILIES
+    from ticketlib.names import FAMILIES
     members = [name for family in FAMILIES.values() for name in family]
     assert sorted(members) == sorted(INITIALIZERS)
 

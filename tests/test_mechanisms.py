@@ -16,10 +16,11 @@ from ticketlib.nets.inits import initialize
 from ticketlib.imp.measures import path_errors
 from ticketlib.nets.models import build_model, prunable_tensors
 from ticketlib.nets.pruning import kept, random_prune
-from ticketlib.analysis.results import export_grid, load_grid
+from ticketlib.analysis.results import load_grid
+from ticketlib.imp.export import export_grid
 from ticketlib.seeds import generator
 from ticketlib.analysis.stats import instability
-from ticketlib.store.runs import run_id
+from ticketlib.config import run_id
 
 
 def small_model(hidden=(32, 16)):
@@ -203,3 +204,25 @@ def test_mechanism_conditions_train_in_a_grid_and_export_their_measures(small_co
     assert row.kept_abs_init == pytest.approx(float(theta0["out.weight"][after].abs().mean()))
     assert row.pruned_abs_init == pytest.approx(float(theta0["out.weight"][before & ~after].abs().mean()))
     assert -1 <= row.rank_correlation <= 1
+
+
+def test_a_ticket_taken_away_loads_into_torch_prune_and_scores_as_stored(small_config, small_data, store, tmp_path,
+                                                                          data_root):
+    from torch.nn.utils import prune
+
+    from ticketlib.imp.tickets import apply_ticket, export_ticket
+    config = small_config(init="kaiming_normal")
+    run_grid([config], store, "cpu", data_root=data_root, workers=1, progress=False)
+    path = export_ticket(config, store.root, 2, tmp_path / "ticket.pt", data_root=data_root)
+    ticket = torch.load(path, weights_only=False)
+    model = apply_ticket(ticket, "trained")
+    assert all(prune.is_pruned(model.get_submodule(n.rsplit(".", 1)[0])) for n in ticket["masks"])
+    with torch.no_grad():
+        model.eval()
+        last = store.run(config).metrics(2)["rows"][-1]["test_acc"]
+        accuracy = (model(small_data.x_test).argmax(1) == small_data.y_test).float().mean().item()
+    assert accuracy == pytest.approx(last, abs=1.5 / len(small_data.y_test))  # the stored final accuracy
+    start = apply_ticket(ticket)  # ready to train: θ0 under the mask, which prune keeps in force
+    theta0 = initialize(small_model(), "kaiming_normal", 1.0, "default", 0, "init")
+    mask = ticket["masks"]["hidden.0.weight"]
+    assert torch.equal(start.hidden[0].weight, theta0["hidden.0.weight"] * mask)

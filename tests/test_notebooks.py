@@ -83,7 +83,7 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     """Each study parameter file names its notebook's parameters, and its grid's shipped results were
     exported from the grid file as it is now (same runs, engine version and rounds)."""
     import yaml
-    from ticketlib.cli import file_configs
+    from ticketlib.imp.grid import file_configs
     from ticketlib.analysis.results import grid_hash
 
     notebook = NOTEBOOKS / f"{path.name.split('.')[0]}.ipynb"
@@ -97,3 +97,10 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
         configs = file_configs(str(ROOT / "configs" / f"{grid}.yaml"))
         identity = json.loads((ROOT / "results" / grid / "grid.json").read_text())
         assert identity["grid_hash"] == grid_hash(configs), f"results/{grid} is stale: export it again"
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+def test_each_notebook_opens_with_what_it_shows_and_how_to_read_it(path):
+    first = json.loads(path.read_text())["cells"][0]
+    text = "".join(first["source"])
+    assert first["cell_type"] == "markdown" and text.startswith("# ") and "How to read it" in text, path.name

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 
@@ -6,7 +7,8 @@ import pytest
 from ticketlib.paper.artefacts import Outputs
 from ticketlib.errors import TicketError
 from ticketlib.paper.build import build, check_provenance, fill, number_references
-from ticketlib.analysis.results import export_grid, load_grid
+from ticketlib.analysis.results import load_grid
+from ticketlib.imp.export import export_grid
 
 TEMPLATE = """---
 title: A test paper
@@ -92,6 +94,26 @@ def test_build_refuses_todo_and_missing_figures(paper):
         build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
 
 
+@pytest.mark.parametrize("edited", ["values.json", "numbers.md", "curve.png"])
+def test_build_refuses_artefacts_changed_after_the_notebooks_wrote_them(paper, edited):
+    path = (paper / "figures" if edited.endswith(".png") else paper / "paper" / "generated") / edited
+    path.write_bytes(path.read_bytes().replace(b"60.1", b"70.1") if edited == "values.json" else path.read_bytes() + b" ")
+    with pytest.raises(TicketError, match=f"changed since the notebooks wrote them .*{edited}.*rerun `make study`"):
+        build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
+
+
+def test_build_refuses_damaged_results_behind_its_inputs(tiny_grid, tmp_path):
+    root, _ = tiny_grid
+    shutil.copytree(root / "results", tmp_path / "results")
+    grid = load_grid("tiny", tmp_path / "results")
+    Outputs([grid], publish=True, root=tmp_path).values({"imp.dense": 1})
+    manifest = json.loads((tmp_path / "paper" / "generated" / "manifest.json").read_text())
+    table = tmp_path / "results" / "tiny" / "table.parquet"
+    table.write_bytes(table.read_bytes()[:-10])  # truncated after the notebooks ran
+    with pytest.raises(TicketError, match="table.parquet does not match .*grid.json"):
+        check_provenance("# R\n{{imp.dense}}", manifest, tmp_path / "results")
+
+
 PROVENANCE_TEXT = """# Results
 
 <!-- grids: tiny other -->
@@ -125,12 +147,14 @@ def test_provenance_records_grids_and_refuses_unrecorded_stale_and_mixed_inputs(
 
 
 def test_sections_drawing_on_several_grids_must_declare_them(tmp_path):
-    sources = {"a": [dict(grid="g1", grid_hash="1", table_sha256="1")],
-               "b": [dict(grid="g2", grid_hash="2", table_sha256="2")]}
+    digest = {grid: hashlib.sha256(grid.encode()).hexdigest()[:16] for grid in ("g1", "g2")}
+    sources = {"a": [dict(grid="g1", grid_hash="1", table_sha256=digest["g1"])],
+               "b": [dict(grid="g2", grid_hash="2", table_sha256=digest["g2"])]}
     manifest = {"value:a": sources["a"], "value:b": sources["b"]}
     for grid in ("g1", "g2"):
         (tmp_path / grid).mkdir()
-        (tmp_path / grid / "grid.json").write_text(json.dumps(dict(grid_hash=grid[1], table_sha256=grid[1])))
+        (tmp_path / grid / "table.parquet").write_bytes(grid.encode())
+        (tmp_path / grid / "grid.json").write_text(json.dumps(dict(grid_hash=grid[1], table_sha256=digest[grid])))
     with pytest.raises(TicketError, match=r"section 'R' draws on grids g1, g2; declare them with <!-- grids: g1 g2 -->"):
         check_provenance("# R\n{{a}} {{b}}", manifest, tmp_path)
     assert len(check_provenance("# R\n<!-- grids: g1 g2 -->\n{{a}} {{b}}", manifest, tmp_path)) == 2

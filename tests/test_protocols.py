@@ -18,7 +18,7 @@ from ticketlib.nets.inits import initialize, pytorch_default_draw
 from ticketlib.nets.models import build_model, prunable_tensors
 from ticketlib.imp.protocols import PROTOCOLS, make_run
 from ticketlib.nets.pruning import kept, prune_count
-from ticketlib.analysis.results import load_results
+from ticketlib.imp.export import load_results
 from ticketlib.engine.train import epoch_order
 
 SMALL = dict(num_samples=1000, hidden=[32, 16], epochs=1, rounds=3)  # 800 examples: 13 steps of 60 an epoch
@@ -90,7 +90,7 @@ def test_as_run_rewinds_to_the_pytorch_default_draw_and_the_fix_to_the_scheme(ra
 def spy(monkeypatch):
     stacks = []
 
-    def recording_train(model, jobs, data, config, start, stop, device="cpu", order_offset=0):
+    def recording_train(model, jobs, data, config, start, stop, device="cpu", order_offset=0, on_steps=None):
         stacks.append([dict(state={k: v.clone() for k, v in job.state.items()}, optimizer=job.optimizer,
                             offset=order_offset) for job in jobs])
         return train_module.train(model, jobs, data, config, start, stop, device, order_offset)
@@ -140,9 +140,9 @@ def test_data_order_across_round_boundaries(raw_data, store, monkeypatch, order,
 
 
 def test_inputs_unscaled_under_seed2020(tmp_path):
-    images = np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(6, 4, 4) * 5
+    images = (np.arange(20 * 4 * 4) % 52).astype(np.uint8).reshape(20, 4, 4) * 5
     path = tmp_path / "img.npz"
-    np.savez(path, x_train=images, y_train=np.arange(6) % 2, x_test=images[:2], y_test=np.zeros(2, int))
+    np.savez(path, x_train=images, y_train=np.arange(20) % 2, x_test=images[:2], y_test=np.zeros(2, int))
     config = make_run(f"npz:{path}", "lenet_300_100", "xavier_normal", 0, "seed2020_as_run")
     from ticketlib.imp.grid import data_key
     data = load_dataset(*data_key(config), root=tmp_path)

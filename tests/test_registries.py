@@ -14,7 +14,7 @@ from ticketlib.imp.grid import expand_grid, run_grid
 from ticketlib.nets.inits import initialize
 from ticketlib.nets.models import MODELS, Planned, build_model, dense_plan, prunable_tensors
 from ticketlib.nets.pruning import full_mask, kept
-from ticketlib.analysis.results import load_results
+from ticketlib.imp.export import load_results
 from ticketlib.store.runs import Store
 from ticketlib.engine.train import Job, Stack, sparse_layers
 
@@ -114,7 +114,7 @@ def smallest_weights(rnd):
 
 
 def serially(task, arguments, workers, scheduler, poll):
-    return [task(argument, on_round=poll) for argument in arguments]
+    return [task(argument, poll=poll) for argument in arguments]
 
 
 def test_the_readme_recipes_extend_the_library(monkeypatch, tmp_path):
@@ -137,3 +137,22 @@ def test_the_readme_recipes_extend_the_library(monkeypatch, tmp_path):
     assert stops.test_acc.min() > 0.9  # the blobs are easy
     with pytest.raises(Exception, match="protocol 'bad': lacks"):
         protocols.register_protocol("bad", dict(lr=1e-3))
+
+
+def test_the_names_analysis_orders_by_are_the_registries():
+    from ticketlib import names
+    from ticketlib.nets.inits import INITIALIZERS
+    assert names.SCHEMES == list(INITIALIZERS)
+    assert names.CONDITIONS == list(conditions.CONDITIONS)
+    assert sorted(n for family in names.FAMILIES.values() for n in family) == sorted(INITIALIZERS)
+
+
+def test_analysis_and_the_paper_import_no_torch():
+    """Reading results, statistics, tables, figures and the paper build need no torch; nor does the CLI to start."""
+    import subprocess
+    import sys
+    code = ("import sys; import ticketlib.analysis.results, ticketlib.analysis.stats, ticketlib.analysis.report, "
+            "ticketlib.analysis.figures, ticketlib.paper.build, ticketlib.paper.artefacts, ticketlib.cli, ticketlib.config; "
+            "print('torch' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"

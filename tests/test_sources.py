@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import shutil
 import stat
 import struct
@@ -229,12 +228,17 @@ def test_no_source_gives_one_error_listing_each(offline, monkeypatch, tmp_path):
         assert part in message, part
 
 
-def test_registry_tool_failure_is_reported(offline, monkeypatch, tmp_path):
+def test_registry_tool_failure_is_reported_and_apt_update_only_on_request(offline, monkeypatch, tmp_path):
     pin(monkeypatch, "fashion_mnist", tiny_idx_files())
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # not root: no apt-get update
-    fake_tool(offline, "apt-get", 'echo "E: Unable to locate package dataset-fashion-mnist" >&2; exit 100\n')
-    with pytest.raises(TicketError, match="apt-get download dataset-fashion-mnist failed: E: Unable to locate package"):
+    log = tmp_path / "apt.log"
+    fake_tool(offline, "apt-get", f'echo "$@" >> {log}; echo "E: Unable to locate package dataset-fashion-mnist" >&2; exit 100\n')
+    with pytest.raises(TicketError, match="apt-get download dataset-fashion-mnist failed: E: Unable to locate "
+                                          "package.*ticketlib data fashion_mnist --apt-update"):
         load_dataset("fashion_mnist", root=tmp_path)
+    assert log.read_text().split("\n")[:-1] == ["download dataset-fashion-mnist"]  # never an index update unasked
+    with pytest.raises(TicketError):
+        sources.dataset_files("fashion_mnist", tmp_path, apt_update=True)
+    assert "update -qq" in log.read_text()
 
 
 def test_checksum_mismatch_names_the_file_and_writes_nothing(offline, monkeypatch, tmp_path):

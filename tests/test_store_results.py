@@ -8,8 +8,10 @@ import pytest
 from ticketlib.errors import TicketError
 from ticketlib.imp.grid import expand_grid, run_grid
 from ticketlib.imp.protocols import make_run
-from ticketlib.analysis.results import KEY_COLUMNS, export, export_grid, grid_hash, load_grid, load_results
-from ticketlib.store.runs import Store, run_id
+from ticketlib.analysis.results import KEY_COLUMNS, grid_hash, load_grid
+from ticketlib.imp.export import export_grid, load_results, save_table as export
+from ticketlib.config import run_id
+from ticketlib.store.runs import Store
 
 
 def test_known_config_has_a_pinned_hash():

@@ -1,33 +1,30 @@
-"""The `ticketlib` command: list initializers, run a grid, export results.
+"""The `ticketlib` command: run grids, export and check results, take tickets away, build the paper.
 
-    ticketlib inits
-    ticketlib run --dataset mnist1d --model lenet_300_100 --inits xavier_normal,kaiming_normal \
-        --seeds 0,1 --protocol frankle2019 --conditions ticket,reinit,random --rounds 5 \
-        --iterations 2000 --store data/runs
+    ticketlib run --config configs/mnist_main.yaml                 # a grid file; flags override it
+    ticketlib run --dataset mnist1d --model lenet_300_100 --inits xavier_normal,kaiming_normal \\
+        --seeds 0,1 --conditions ticket,reinit,random --rounds 5 --iterations 2000
     ticketlib run --config configs/grid.yaml --executor dask --scheduler tcp://10.0.0.5:8786
-    ticketlib run --config configs/grid.yaml --seeds 0-4     # YAML keys mirror the flags
-    ticketlib results --store data/runs --out results.csv --out results.parquet
-    ticketlib export mnist_main --store data/runs            # configs/mnist_main.yaml's results → results/mnist_main/
-    ticketlib verify --sample 3                              # retrain 3 shipped runs, compare with results/
-    ticketlib data mnist fashion_mnist                       # fetch and check real datasets
+    ticketlib results --store data/runs --out results.csv          # every run in a store, one table
+    ticketlib export mnist_main --store data/runs                  # a grid's results → results/mnist_main/
+    ticketlib ticket mnist_main --init xavier_normal --seed 0 --round 10 --out ticket.pt
+    ticketlib verify --sample 3                                    # retrain 3 shipped runs, compare
+    ticketlib inits | conditions | data mnist | paper
+
+Every setting is a field of config.py (type, default, valid values, help); modules load only
+when their command runs, so --help and bad input answer at once.
 """
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import yaml
+from ticketlib import __version__
+from ticketlib.config import FIELDS, RunOptions, add_flags, grid_file, read
+from ticketlib.errors import TicketError
 
-from ticketlib.errors import TicketError, unknown
-from ticketlib.imp.grid import expand_grid, run_grid
-from ticketlib.nets.inits import INIT_GROUPS, INITIALIZERS, formula, resolve
-from ticketlib.paper.build import build as build_paper
-from ticketlib.imp.protocols import PROTOCOLS
-from ticketlib.analysis.results import RESULTS, early_stop_summary, export, export_grid, load_results
-from ticketlib.data.sources import REAL, dataset_files
-from ticketlib.store.runs import Store, run_id
-from ticketlib.verify import TOLERANCE, verify
+RESULTS = "results"
+STOPPED = "stopped; rerun the same command to resume (finished rounds are kept)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,154 +32,81 @@ class Parser(argparse.ArgumentParser):
         raise TicketError(message)
 
 
-def names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def integers(text: str) -> list[int]:
-    """'0,1,5' or '0-4' (inclusive)."""
-    try:
-        if "-" in text.strip("-"):
-            low, high = text.split("-")
-            return list(range(int(low), int(high) + 1))
-        return [int(part) for part in names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 0,1,2 or 0-4; got {text!r}") from None
-
-
-def numbers(text: str) -> list[float]:
-    try:
-        return [float(part) for part in names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,1,2; got {text!r}") from None
-
-
-def rates(text: str) -> dict[str, float]:
-    """'fc=0.2,output=0.1' → {'fc': 0.2, 'output': 0.1}."""
-    try:
-        return {key.strip(): float(value) for key, value in (part.split("=") for part in names(text))}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected KIND=RATE pairs like fc=0.2,output=0.1; got {text!r}") from None
-
-
-GRID_FLAGS = {  # flag: (type, help); every one may also be a key of a YAML grid file
-    "dataset": (names, "dataset(s): mnist1d, mnist, fashion_mnist, cifar10, npz:PATH"),
-    "model": (names, "model(s): lenet_300_100, mlp_8x100 (8 hidden layers of 100), conv2, conv4, conv6"),
-    "inits": (names, f"initializer(s), or a group: {', '.join(INIT_GROUPS)} (see `ticketlib inits`)"),
-    "seeds": (integers, "seeds, e.g. 0,1,2 or 0-4; a seed draws θ0 and (unless --data-seed) sets the data order"),
-    "data_seed": (int, "seed of the data order, apart from the seed that draws θ0 (default: the seed)"),
-    "scales": (numbers, "multipliers of the init's weights, e.g. 0.5,1,2 (default 1)"),
-    "conditions": (names, "ticket, reinit, random (default ticket)"),
-    "protocol": (str, f"a preset of the hyperparameters below: {', '.join(PROTOCOLS)} (default frankle2019)"),
-    "rounds": (int, "pruning rounds, round 0 being dense"),
-    "iterations": (int, "training iterations per round"),
-    "epochs": (int, "training epochs per round (instead of iterations)"),
-    "lr": (float, "Adam learning rate"),
-    "lr_rule": (str, "constant (one lr) or relative (each layer's lr × RMS(θ0) / Xavier normal's σ: Xavier's step relative to the weights)"),
-    "batch_size": (int, "minibatch size"),
-    "eval_every": (int, "iterations between evaluations, counted from a round's start (F&C: 100)"),
-    "eval_every_epochs": (int, "epochs between evaluations, at epoch ends, instead of --eval-every (the 2020 code: 1)"),
-    "eval_splits": (names, "splits evaluated at each point: val, test, train (accuracy on the whole training split → train_acc)"),
-    "test_at": (str, "every (test accuracy at every evaluation) or early_stop (only at each round's early-stop and last rows: the same numbers there, 2 test evaluations a round)"),
-    "rewind_iteration": (int, "rewind to this iteration instead of the init (late rewinding)"),
-    "prune_scope": (str, "layerwise or global"),
-    "prune_rates": (rates, "per layer kind, e.g. fc=0.2,conv=0.1,output=0.1 (global=0.2 for global)"),
-    "val_size": (int, "examples held out of the training set for validation"),
-    "num_samples": (int, "MNIST-1D examples to generate (80%% train, 20%% test)"),
-    "hidden": (integers, "hidden fully connected widths, e.g. 300,100"),
-    "activation": (str, "relu or leaky_relu (slope 0.05)"),
-    "bias_init": (str, "default (PyTorch's U(±1/√fan_in)) or zeros"),
-    "rewind_target": (str, "init (the scheme's θ0, F&C) or pytorch_default (a PyTorch-default draw made apart from the scheme: the 2020 code's bug)"),
-    "optimizer_state": (str, "reset (a fresh Adam every round) or keep (one Adam for the whole run, as the 2020 code)"),
-    "input_norm": (str, "standardize (the training split's mean/std) or none (pixels in [0, 1], as the 2020 code)"),
-    "prune_rounding": (str, "half_up or floor (the 2020 code's int()) for the count pruned per tensor"),
-    "precision": (str, "fp32, or bf16: matmuls in bfloat16 via autocast (weights, Adam and loss in fp32), for CPUs with BF16 and GPUs"),
-    "data_order": (str, "per_round (each round replays epochs 0..n) or continuous (new shuffles over the whole run, as the 2020 code)"),
-}
-RUN_FLAGS = {
-    "store": (str, "run store folder (default data/runs)"),
-    "data_root": (str, "where datasets are generated/downloaded (default data)"),
-    "device": (str, "auto, cpu, cuda, cuda:1, ... (default auto)"),
-    "workers": (int, "tasks in parallel (default: one per CPU core on CPU, 1 on GPU, the Dask cluster's threads)"),
-    "executor": (str, "local (worker processes here, the default) or dask"),
-    "scheduler": (str, "Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster here)"),
-}
-
-
-def yaml_arguments(path: str) -> list[list[str]]:
-    """A YAML grid file as the equivalent command-line flags: one list per sub-grid. A file's
-    `grids:` list of mappings makes one sub-grid each, its keys over the file's other keys."""
-    if not Path(path).is_file():
-        raise TicketError(f"config file not found: {path}")
-    try:
-        spec = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as error:
-        raise TicketError(f"{path} is not valid YAML: {error}".replace("\n", " ")) from None
-    if not isinstance(spec, dict):
-        raise TicketError(f"{path} must hold a mapping of flag names to values")
-    subgrids = spec.pop("grids", [{}])
-    if not isinstance(subgrids, list) or not subgrids or not all(isinstance(g, dict) for g in subgrids):
-        raise TicketError(f"{path}: grids must be a list of mappings of flag names to values")
-    return [flags(path, {**spec, **subgrid}) for subgrid in subgrids]
-
-
-def flags(path: str, spec: dict) -> list[str]:
-    valid = {*GRID_FLAGS, *RUN_FLAGS, "prune_biases"}
-    argv = []
-    for key, value in spec.items():
-        key = str(key).replace("-", "_")
-        if key not in valid:
-            raise TicketError(f"{path}: unknown key {key!r}; valid: {', '.join(sorted(valid | {'grids'}))}")
-        flag = "--" + key.replace("_", "-")
-        if key == "prune_biases":
-            argv.append(flag if value else "--no-prune-biases")
-        elif isinstance(value, dict):
-            argv += [flag, ",".join(f"{k}={v}" for k, v in value.items())]
-        elif isinstance(value, list):
-            argv += [flag, ",".join(map(str, value))]
-        else:
-            argv += [flag, str(value)]
-    return argv
+class Terminated(Exception):
+    """SIGTERM, raised in the main process so that it stops as Ctrl-C does."""
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="ticketlib", description="Lottery-ticket experiments across initializers.")
+    parser.add_argument("--version", action="version", version=f"ticketlib {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     commands.add_parser("inits", help="list the initializers and their formulas")
-    run = commands.add_parser("run", help="run (or finish) a grid of IMP runs")
-    run.add_argument("--config", help="YAML file whose keys mirror these flags; flags override it")
-    for flag, (kind, text) in {**GRID_FLAGS, **RUN_FLAGS}.items():
-        run.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, help=text)
-    run.add_argument("--prune-biases", action=argparse.BooleanOptionalAction, default=None,
-                     help="prune bias vectors too (the seed2020 protocols do)")
+    commands.add_parser("conditions", help="list the conditions a run can train under")
+    run = commands.add_parser("run", help="run (or finish) a grid of IMP runs",
+                              description="Every flag is also a key of a YAML grid file (--config).")
+    run.add_argument("--config", help="YAML grid file whose keys are these settings' names; flags override it")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_flags(run)
+    results = commands.add_parser("results", help="all runs of a store as one tidy table, and a summary")
+    results.add_argument("--store", default="data/runs", help="run store folder")
+    results.add_argument("--out", action="append", help="FILE.parquet or FILE.csv (may repeat)")
+    grid = commands.add_parser("export", help="write a grid's results (tables, last masks, identity) for the notebooks")
+    grid.add_argument("grid", help="a grid file's name in configs/ (configs/NAME.yaml), or its path")
+    grid.add_argument("--store", default="data/runs", help="run store folder holding the grid's finished runs")
+    grid.add_argument("--out", default=RESULTS, help=f"results folder (default {RESULTS}; the grid gets a folder in it)")
+    grid.add_argument("--data-root", default="data", help="where datasets are kept, for the measures (default data)")
+    ticket = commands.add_parser("ticket", help="export one ticket (its mask and start weights) as a state_dict "
+                                                "that torch.nn.utils.prune can apply")
+    ticket.add_argument("grid", help="the grid file whose run it is (configs/NAME.yaml or a path)")
+    ticket.add_argument("--init", required=True, help="the run's initializer")
+    ticket.add_argument("--seed", required=True, help="the run's seed")
+    ticket.add_argument("--round", required=True, help="the round whose mask to take (0 is dense)")
+    ticket.add_argument("--condition", default="ticket", help="the run's condition (default ticket)")
+    ticket.add_argument("--scale", default=None, help="the run's scale, where the grid has several")
+    ticket.add_argument("--store", default="data/runs", help="run store folder holding the run (else the shipped "
+                                                             "results' last-round mask is taken)")
+    ticket.add_argument("--results", default=RESULTS, help=f"results folder (default {RESULTS})")
+    ticket.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
+    ticket.add_argument("--out", required=True, help="the .pt file to write")
+    check = commands.add_parser("verify", help="retrain a random sample of shipped runs from scratch and compare "
+                                               "them with results/ (bit for bit on the machine kind that made "
+                                               "them; elsewhere as the paper's intervals allow)")
+    check.add_argument("--sample", default="3", help="how many runs (default 3)")
+    check.add_argument("--seed", default="0", help="seed of the draw of runs and rounds (default 0)")
+    check.add_argument("--results", default=RESULTS, help=f"results folder (default {RESULTS})")
+    check.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    check.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
+    data = commands.add_parser("data", help="fetch real datasets into DATA_ROOT/datasets/, checked against pinned checksums")
+    data.add_argument("names", nargs="*", default=["mnist", "fashion_mnist"], help="datasets (default: mnist fashion_mnist)")
+    data.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
+    data.add_argument("--apt-update", action="store_true",
+                      help="let a Debian package source refresh apt's index (apt-get update) if its package is missing")
     paper = commands.add_parser("paper", help="build paper/paper.html and paper/paper.pdf from paper.md")
     paper.add_argument("--paper-dir", default="paper", help="folder with paper.md, references.bib, generated/")
     paper.add_argument("--figures", default="figures", help="folder with the figures")
-    paper.add_argument("--results", default=str(RESULTS), help="folder of exported grid results (checked against the manifest)")
-    data = commands.add_parser("data", help="fetch real datasets into DATA_ROOT/datasets/, checked against pinned checksums")
-    data.add_argument("names", nargs="*", default=["mnist", "fashion_mnist"],
-                      help=f"datasets among {', '.join(REAL)} (default: mnist fashion_mnist)")
-    data.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
-    grid = commands.add_parser("export", help="write a grid's results (tidy table, last masks, identity) for the notebooks")
-    grid.add_argument("grid", help="a grid file's name in configs/ (configs/NAME.yaml), or its path")
-    grid.add_argument("--store", default="data/runs", help="run store folder holding the grid's finished runs")
-    grid.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS}; the grid gets a folder in it)")
-    grid.add_argument("--data-root", default="data", help="where datasets are kept, for the measures (default data)")
-    check = commands.add_parser("verify", help="retrain a random sample of shipped runs from scratch and compare "
-                                               "them with results/ (bit for bit here; elsewhere within tolerance)")
-    check.add_argument("--sample", type=int, default=3, help="how many runs (default 3)")
-    check.add_argument("--seed", type=int, default=0, help="seed of the draw of runs and rounds (default 0)")
-    check.add_argument("--results", default=str(RESULTS), help=f"results folder (default {RESULTS})")
-    check.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
-    check.add_argument("--data-root", default="data", help="where datasets are kept (default data)")
-    results = commands.add_parser("results", help="export all runs as one tidy table")
-    results.add_argument("--store", default="data/runs", help="run store folder")
-    results.add_argument("--out", action="append", help="FILE.parquet or FILE.csv (may repeat); a summary is printed too")
+    paper.add_argument("--results", default=RESULTS, help="folder of exported grid results (checked against the manifest)")
     return parser
 
 
+def whole(flag: str, text: str, least: int = 0) -> int:
+    """An integer flag's value, at least `least`; one clear line otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise TicketError(f"{flag} must be an integer of at least {least}; got {text!r}")
+    return value
+
+
+def given(args) -> dict:
+    """The settings given as flags, read and checked."""
+    return {name: read(name, value, f"--{name.replace('_', '-')}: ") for name in FIELDS
+            if (value := getattr(args, name, None)) is not None}
+
+
 def command_inits(_args) -> None:
+    from ticketlib.nets.inits import INIT_GROUPS, INITIALIZERS, formula
     width = max(map(len, INITIALIZERS))
     for name in INITIALIZERS:
         print(f"{name:<{width}}  {formula(name)}")
@@ -190,120 +114,182 @@ def command_inits(_args) -> None:
           f"Groups: {'; '.join(f'{g}: {len(v)} schemes' for g, v in INIT_GROUPS.items())}.")
 
 
-def grid_configs(args) -> list[dict]:
-    """The run configs that parsed `run` arguments describe."""
-    missing = [f"--{flag}" for flag in ("dataset", "model", "inits", "seeds") if getattr(args, flag) is None]
-    if missing:
-        raise TicketError(f"ticketlib run needs {', '.join(missing)} (as flags or in --config)")
-    hyper = {flag: getattr(args, flag) for flag in GRID_FLAGS
-             if flag not in ("dataset", "model", "inits", "seeds", "scales", "conditions", "protocol")}
-    return expand_grid(args.dataset, args.model, resolve(args.inits), args.seeds,
-                       args.conditions or ["ticket"], args.scales or [None],
-                       args.protocol or "frankle2019", prune_biases=args.prune_biases, **hyper)
+def command_conditions(_args) -> None:
+    from ticketlib.imp.conditions import CONDITIONS
+    width = max(map(len, CONDITIONS))
+    for name, condition in CONDITIONS.items():
+        doc = (condition.start.__doc__ if condition.start else condition.mask.__doc__ or "").strip().splitlines()[0]
+        extra = " (another data order)" if condition.other_order else ""
+        print(f"{name:<{width}}  {doc}{extra}")
 
 
-def grid_file(grid: str) -> Path:
-    """configs/NAME.yaml for a bare name, else the path given."""
-    return Path(grid) if grid.endswith((".yaml", ".yml")) else Path("configs") / f"{grid}.yaml"
+def command_run(args) -> None:
+    from ticketlib.imp.grid import file_configs, spec_configs
+    flags = given(args)
+    specs = [{**spec, **flags} for spec in file_specs(args.config)] if args.config else [flags]
+    options = {f.name: specs[0].get(f.name, FIELDS[f.name].default) for f in RunOptions.__dataclass_fields__.values()}
+    if options["scheduler"] and options["executor"] != "dask":
+        raise TicketError("--scheduler needs --executor dask")
+    configs = file_configs(args.config, flags) if args.config else spec_configs(flags)
+    check_device(options["device"])
+    store = open_store(options["store"])
+    from ticketlib.imp.grid import run_grid
+    start = time.perf_counter()
+    counts = run_grid(configs, store, options["device"], options["data_root"], options["workers"],
+                      progress=not args.no_progress, executor=options["executor"], scheduler=options["scheduler"])
+    print(f"{counts['runs']} runs: {counts['trained']} rounds trained, {counts['diverged']} runs diverged, "
+          f"{time.perf_counter() - start:.0f} s.")
+    print(run_summary(configs, store))
+
+
+def file_specs(path) -> list[dict]:
+    from ticketlib.config import read_grid_file
+    return read_grid_file(grid_file(path))
+
+
+
+def check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise TicketError(f"--device {device}: this torch sees no CUDA GPU (torch {torch.__version__}); "
+                              "use --device cpu, or install a CUDA build of torch")
+
+
+def open_store(root: str):
+    """The store folder, made if missing; one clear line if it is a file or cannot be written."""
+    import os
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise TicketError(f"store {path} is a file, not a folder; give --store a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise TicketError(f"store {path} cannot be written ({error.strerror}); give --store a writable folder") from None
+    from ticketlib.store.runs import Store
+    return Store(path)
+
+
+def run_summary(configs: list[dict], store) -> str:
+    """Per init: the tickets' test accuracy at early stop, dense and at the sparsest level, and where to look."""
+    from ticketlib.imp.export import load_results
+    table = load_results(store.root, configs)
+    stops = table[table.is_early_stop.astype(bool) & (table.condition == "ticket")]
+    lines = []
+    if len(stops):
+        last = stops["round"].max()
+        dense = stops[stops["round"] == 0].groupby("init").test_acc.mean()
+        sparse = stops[stops["round"] == last].groupby("init").test_acc.mean()
+        level = stops[stops["round"] == last].weights_remaining.iloc[0]
+        width = max(map(len, dense.index))
+        lines.append(f"{'init':<{width}}  dense   at {level:.1f}% of weights (test accuracy at early stop, mean over seeds)")
+        lines += [f"{init:<{width}}  {dense[init] * 100:5.1f}%  {sparse.get(init, float('nan')) * 100:5.1f}%"
+                  for init in dense.index]
+    lines.append(f"Runs are in {store.root}; every row: ticketlib results --store {store.root} --out results.csv")
+    return "\n".join(lines)
 
 
 def command_export(args) -> None:
+    from ticketlib.imp.export import export_grid
+    from ticketlib.imp.grid import file_configs
     path = grid_file(args.grid)
     configs = file_configs(args.grid)
     folder = export_grid(path.stem, configs, args.store, args.out, args.data_root)
     print(f"grid {path.stem}: {len(configs)} runs → {folder}/")
 
 
-def file_configs(grid: str, overrides: list[str] = ()) -> list[dict]:
-    """Every run config of a grid file (its sub-grids in order, each run once); `overrides`: flags over it."""
-    parser, configs = build_parser(), {}
-    for argv in yaml_arguments(str(grid_file(grid))):
-        for config in grid_configs(parser.parse_args(["run", *argv, *overrides])):
-            configs.setdefault(run_id(config), config)
-    return list(configs.values())
+def command_ticket(args) -> None:
+    from ticketlib.imp.grid import file_configs
+    from ticketlib.imp.tickets import export_ticket
+    seed, r = whole("--seed", args.seed), whole("--round", args.round)
+    configs = [c for c in file_configs(args.grid) if c["init"] == args.init and c["seed"] == seed
+               and c["condition"] == args.condition and (args.scale is None or c["scale"] == read("scale", args.scale))]
+    if len(configs) != 1:
+        raise TicketError(f"{len(configs)} runs of {grid_file(args.grid)} match --init {args.init} --seed {seed} "
+                          f"--condition {args.condition}{' (give --scale)' if len(configs) > 1 else ''}")
+    path = export_ticket(configs[0], args.store, r, args.out, grid_file(args.grid).stem, args.results, args.data_root)
+    print(f"wrote {path}: load it with ticketlib.imp.tickets.load_ticket (README, 'Take a ticket away')")
 
 
 def command_verify(args) -> None:
+    from ticketlib.imp.grid import file_configs
+    from ticketlib.verify import verify
+    sample, seed = whole("--sample", args.sample, 1), whole("--seed", args.seed)
+
     def report(check):
-        verdict = ("identical" if check.identical else
-                   f"within tolerance ({check.worst})" if check.within else f"DIFFERENT ({check.worst})")
-        print(f"{check.grid} run {check.run} rounds 0-{check.rounds - 1}: {verdict}", flush=True)
-    checks = verify(args.sample, args.seed, args.results, file_configs, args.device, args.data_root, report)
-    bad = [c for c in checks if not c.within]
+        print(f"{check.grid} run {check.run} rounds 0-{check.rounds - 1}: {check.verdict}", flush=True)
+    checks = verify(sample, seed, args.results, file_configs, args.device, args.data_root, report)
+    bad = [c for c in checks if not c.passed]
     if bad:
-        raise TicketError(f"{len(bad)} of {len(checks)} retrained runs differ from the shipped results beyond "
-                          f"tolerance (accuracies {TOLERANCE['accuracy']:g}, losses {TOLERANCE['loss']:.0%})")
-    same = sum(c.identical for c in checks)
-    print(f"{len(checks)} runs retrained: {same} identical bit for bit, {len(checks) - same} within tolerance")
-
-
-def command_run(args, overrides: list[str]) -> None:
-    if args.scheduler and args.executor != "dask":
-        raise TicketError("--scheduler needs --executor dask")
-    configs = file_configs(args.config, overrides) if args.config else grid_configs(args)
-    store = Store(args.store or "data/runs")
-    start = time.perf_counter()
-    counts = run_grid(configs, store, args.device or "auto", args.data_root or "data", args.workers,
-                      progress=not args.no_progress, executor=args.executor or "local", scheduler=args.scheduler)
-    print(f"{counts['runs']} runs: {counts['trained']} rounds trained, {counts['diverged']} runs diverged, "
-          f"{time.perf_counter() - start:.1f} s. Store: {store.root}")
+        raise TicketError(f"{len(bad)} of {len(checks)} retrained runs disagree with the shipped results: "
+                          + "; ".join(c.verdict for c in bad))
+    kinds = sorted({c.kind for c in checks})
+    print(f"{len(checks)} runs retrained, all agree ({' / '.join(kinds)})")
 
 
 def command_data(args) -> None:
+    from ticketlib.data.sources import REAL, dataset_files
     for name in args.names:
         if name not in REAL:
-            raise unknown("dataset", name, REAL)
+            raise TicketError(f"unknown dataset {name!r}; valid: {', '.join(sorted(REAL))}")
     for name in args.names:
-        files = dataset_files(name, Path(args.data_root))
+        files = dataset_files(name, Path(args.data_root), apt_update=args.apt_update)
         print(f"{name}: {len(files)} files in {Path(args.data_root) / 'datasets' / name}/ ({REAL[name].licence})")
 
 
 def command_results(args) -> None:
+    import pandas as pd
+
+    from ticketlib.analysis.results import early_stop_summary
+    from ticketlib.imp.export import load_results, save_table
     if not Path(args.store).is_dir():
         raise TicketError(f"run store not found: {args.store}")
+    for out in args.out or []:
+        if Path(out).suffix not in (".parquet", ".csv"):
+            raise TicketError(f"results file must end in .parquet or .csv; got {Path(out).name}")
     table = load_results(args.store)
     if table.empty:
         raise TicketError(f"no finished rounds in {args.store}; run `ticketlib run --store {args.store} ...` first")
     for out in args.out or []:
-        export(table, out)
+        save_table(table, out)
         print(f"{len(table)} rows from {table.run_id.nunique()} runs → {out}")
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(early_stop_summary(table).round(4).to_string(index=False))
 
 
-def without_config(argv: list[str]) -> list[str]:
-    """The flags given beside --config, which override every sub-grid of its file."""
-    kept, skip = [], False
-    for arg in argv:
-        if not skip and arg != "--config" and not arg.startswith("--config="):
-            kept.append(arg)
-        skip = arg == "--config"
-    return kept
+def command_paper(args) -> None:
+    from ticketlib.paper.build import build
+    for path in build(args.paper_dir, args.figures, args.paper_dir, args.results):
+        print(f"wrote {path}")
+
+
+COMMANDS = {"inits": command_inits, "conditions": command_conditions, "run": command_run, "results": command_results,
+            "export": command_export, "ticket": command_ticket, "verify": command_verify, "data": command_data,
+            "paper": command_paper}
+
+
+def terminate(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        args = parser.parse_args(argv)
-        if args.command == "run" and args.config:  # YAML first, so flags given after override it
-            args = parser.parse_args(["run", *yaml_arguments(args.config)[0], *argv[1:]])
-        if args.command == "inits":
-            command_inits(args)
-        elif args.command == "run":
-            command_run(args, without_config(argv[1:]))
-        elif args.command == "data":
-            command_data(args)
-        elif args.command == "export":
-            command_export(args)
-        elif args.command == "verify":
-            command_verify(args)
-        elif args.command == "paper":
-            for path in build_paper(args.paper_dir, args.figures, args.paper_dir, args.results):
-                print(f"wrote {path}")
-        else:
-            command_results(args)
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args)
     except TicketError as error:
         print(f"ticketlib: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nticketlib: {STOPPED}", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"ticketlib: terminated; {STOPPED.removeprefix('stopped; ')}", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

@@ -6,8 +6,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from ticketlib.nets.inits import FAMILIES, INITIALIZERS
-from ticketlib.imp.conditions import CONDITIONS
+from ticketlib.names import CONDITIONS, FAMILIES, SCHEMES as INITIALIZERS
 
 FIGURES = Path("figures")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
@@ -116,13 +115,3 @@ def save(fig, name: str, folder: str | Path = FIGURES) -> Path:
     fig.savefig(folder / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None})  # same bytes each build
     fig.savefig(folder / f"{name}.png", bbox_inches="tight")
     return folder / f"{name}.png"
-
-
-def markdown_table(table) -> str:
-    """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    # widths from the cells and the header's longest word: a long header wraps, it does not widen the column
-    widths = [max([*map(len, str(c).split()), *(len(str(v)) for v in table[c])]) for c in table.columns]
-    rule = "|" + "|".join("-" * max(3, w) for w in widths) + "|"
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *rows]) + "\n"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ticketlib.analysis import stats
-from ticketlib.nets.inits import FAMILIES, INITIALIZERS
+from ticketlib.names import FAMILIES, SCHEMES as INITIALIZERS
 
 
 def ordered(names) -> list[str]:
@@ -247,3 +247,13 @@ def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
 def claims_values(claims: pd.DataFrame) -> dict:
     """claims_2020's rows as values keyed CLAIM.PROTOCOL."""
     return {f"{row.claim}.{row.protocol}": row.measured for row in claims.itertuples()}
+
+
+def markdown_table(table) -> str:
+    """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    # widths from the cells and the header's longest word: a long header wraps, it does not widen the column
+    widths = [max([*map(len, str(c).split()), *(len(str(v)) for v in table[c])]) for c in table.columns]
+    rule = "|" + "|".join("-" * max(3, w) for w in widths) + "|"
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"

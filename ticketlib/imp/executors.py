@@ -58,31 +58,36 @@ def connect(scheduler: str):
 
 def run_tasks(task, arguments: list, executor="local", workers=1, scheduler=None, poll=lambda: None) -> list:
     """task(argument) for every argument, in parallel; poll() is called while they run (in this
-    process, task(argument, on_round=poll) calls it after each round).
+    process, task(argument, poll=poll) calls it as it goes).
 
-    The first task that fails stops the grid: tasks not yet started are cancelled, and its error
-    is raised here once the running ones end. Arguments are checked by the caller (check_executor).
+    The first task that fails, Ctrl-C or SIGTERM stops the grid: local workers are killed at once
+    (the rounds they finished are kept; the ones under way are lost), tasks not started are
+    cancelled, and the error is raised here. Arguments are checked by the caller (check_executor).
     """
     return EXECUTORS[executor](task, arguments, workers, scheduler, poll)
 
 
 def run_local(task, arguments, workers, scheduler, poll) -> list:
     if workers == 1 or len(arguments) <= 1:
-        return [task(argument, on_round=poll) for argument in arguments]
+        return [task(argument, poll=poll) for argument in arguments]
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
     with ProcessPoolExecutor(min(workers, len(arguments)), mp_context=context, initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(task, argument) for argument in arguments]
         try:
             return collect(futures, poll)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
+        except BaseException:  # a failed task, Ctrl-C or SIGTERM: stop every worker now, not after its task
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
 
 
 def die_with_parent(parent: int) -> None:
     """A local worker ends when the grid's process does (killed or not), instead of training on
-    unseen; a round is written atomically, so killing one mid-round loses only that round."""
+    unseen; a round is written atomically, so killing one mid-round loses only that round. Ctrl-C
+    reaches the workers too, but the grid's process stops them: they ignore it (no tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before prctl took effect

@@ -26,7 +26,9 @@ from ticketlib.nets.inits import initialize, pytorch_default_draw, relative_lr_f
 from ticketlib.nets.models import build_model, prunable_tensors
 from ticketlib.imp.protocols import data_seed, lr_rule
 from ticketlib.nets.pruning import full_mask, percent_remaining
-from ticketlib.store.runs import Run, Store, run_id
+from ticketlib.config import run_id
+from ticketlib.store.runs import Run, Store
+from ticketlib.engine.machine import machine
 from ticketlib.engine.train import Job, budget, max_stack, sparse_layers, train
 
 PER_TICKET = ("init", "scale", "bias_init", "seed", "data_seed", "condition")  # may differ within a stack
@@ -123,8 +125,9 @@ def members_of(configs: list[dict], store: Store, model, setup: dict) -> list[Me
     return members
 
 
-def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_round=lambda: None) -> int:
-    """Run (or finish) every round of runs that share a training setup; returns rounds done."""
+def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_steps=lambda steps: None) -> int:
+    """Run (or finish) every round of runs that share a training setup; returns rounds done.
+    `on_steps(n)`: told of every n ticket-steps trained."""
     configs = with_tickets(configs)
     setup = training_setup(configs[0])
     if any(training_setup(c) != setup for c in configs):
@@ -141,7 +144,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
     cpu_data = data.to("cpu") if device != "cpu" else data
     keep_optimizer = setup["optimizer_state"] == "keep"
     round_files = ("mask", "weights", "optimizer") if keep_optimizer else ("mask", "weights")
-    trained = 0
+    trained, made = 0, machine(device)
     for r in range(max(c["rounds"] for c in configs)):
         masks, pending, copies = {}, [], []  # masks: the tickets' of this round, for their controls
         for m in members:
@@ -171,7 +174,7 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
             pending.append(Pending(m, job, start))
         offset = r * total if setup["data_order"] == "continuous" else 0
         for stack in stacks(pending, model, device):
-            outcomes = train(model, [p.job for p in stack], data, setup, stack[0].start, total, device, offset)
+            outcomes = train(model, [p.job for p in stack], data, setup, stack[0].start, total, device, offset, on_steps)
             for p, out in zip(stack, outcomes):
                 for row, flag in zip(out.rows, early_stop_flags(out.rows, out.diverged)):
                     row["is_early_stop"] = flag
@@ -181,16 +184,14 @@ def run_cohort(configs: list[dict], store: Store, data: Data, device="cpu", on_r
                 if out.optimizer is not None:
                     tensors["optimizer"] = out.optimizer
                 p.member.run.save_round(r, dict(round=r, weights_remaining=percent_remaining(p.job.mask),
-                                                diverged=out.diverged, rows=out.rows), tensors)
+                                                diverged=out.diverged, rows=out.rows, machine=made), tensors)
                 p.member.done, p.member.last = out.diverged, (r, tensors)
                 trained += 1
-                on_round()
         for m in copies:
             metrics = m.ticket.metrics(0)
             m.run.save_round(0, metrics, {name: m.ticket.tensors(0, name) for name in round_files})
             m.done = metrics["diverged"]
             trained += 1
-            on_round()
     return trained
 
 

@@ -21,12 +21,13 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ticketlib.config import BIAS_INITS
+from ticketlib.names import SEED2020_INITS, STUDY_INITS
 from ticketlib.errors import unknown
 from ticketlib.seeds import generator
 
 Scheme = Callable[[torch.Tensor, torch.Generator], None]
 INITIALIZERS: dict[str, Scheme] = {}
-BIAS_INITS = ("default", "zeros")
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of N(0,1) truncated to [-2, 2]
 
 
@@ -151,21 +152,7 @@ def uniform_centered(w, g):
     _uniform(w, g, 0.5)
 
 
-SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xavier_normal",
-                  "xavier_uniform", "xavier_normal_half", "xavier_uniform_half",
-                  "xavier_normal_double", "xavier_uniform_double"]
-FACTOR_INITS = ["uniform_symmetric", "uniform_centered"]  # added to separate scale, fan and mean
-STUDY_INITS = [name for name in INITIALIZERS if name not in FACTOR_INITS]  # the 16 schemes of the main grids
 INIT_GROUPS = {"all": list(INITIALIZERS), "study": STUDY_INITS, "seed2020": SEED2020_INITS}  # names usable in --inits
-FAMILIES = {  # for figures: schemes side by side with their relatives; a new scheme goes in one
-    "unscaled: N(0, 1), U(0, 1)": ["normal", "uniform"],
-    "Kaiming (He)": ["kaiming_normal", "kaiming_uniform"],
-    "Xavier (Glorot)": ["xavier_normal", "xavier_uniform", "xavier_normal_half", "xavier_normal_double",
-                        "xavier_uniform_half", "xavier_uniform_double"],
-    "LeCun": ["lecun_normal", "lecun_uniform"],
-    "others": ["orthogonal", "truncated_normal", "pytorch_default", "signed_constant"],
-    "zero-mean, fan-free": FACTOR_INITS,
-}
 
 
 def resolve(names) -> list[str]:

@@ -9,12 +9,11 @@ import math
 
 import torch
 
+from ticketlib.config import ROUNDINGS, SCOPES
 from ticketlib.errors import TicketError, unknown
 
 Mask = dict[str, torch.Tensor]
-SCOPES = ("layerwise", "global")
 RATE_KEYS = {"layerwise": ("fc", "conv", "output"), "global": ("global",)}
-ROUNDINGS = ("half_up", "floor")
 
 
 def full_mask(params: dict[str, torch.Tensor]) -> Mask:

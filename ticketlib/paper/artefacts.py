@@ -9,19 +9,22 @@ Published artefacts (`publish=True`: the study's parameter files) go to figures/
 paper/generated/, and each is recorded in paper/generated/manifest.json with its grids'
 identities (name, grid hash, table checksum). Exploratory ones (a notebook's defaults) go under
 build/exploratory/, never over the study's. `make study` starts a fresh manifest; the paper build
-(paper.py) refuses an input the manifest lacks, an input whose grid's results changed since it was
-made, and a section that mixes grids it does not declare.
+(paper/build.py) refuses an input the manifest lacks, an input whose grid's results changed since
+it was made, a section that mixes grids it does not declare, and a table, value file or figure
+whose bytes differ from those the notebooks wrote (CHECKSUMS: a hand edit shows).
 """
 import fcntl
+import hashlib
 import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from ticketlib.analysis.figures import markdown_table, save
+from ticketlib.analysis.report import markdown_table
 
 PUBLISHED = {"figures": "figures", "tables": "paper/generated"}
 EXPLORATORY = {"figures": "build/exploratory/figures", "tables": "build/exploratory/generated"}
 MANIFEST = "manifest.json"
+CHECKSUMS = "checksums.json"  # beside the manifest: SHA-256 of every file written, by name
 
 
 def identity(grid) -> dict:
@@ -39,13 +42,17 @@ class Outputs:
 
     def figure(self, fig, name: str) -> Path:
         self.record({f"figure:{name}"})
-        return save(fig, name, self.figures)
+        from ticketlib.analysis.figures import save  # only figures need matplotlib
+        path = save(fig, name, self.figures)
+        self.checksum(path, path.with_suffix(".pdf"))
+        return path
 
     def table(self, table, name: str) -> Path:
         self.tables.mkdir(parents=True, exist_ok=True)
         table.to_csv(self.tables / f"{name}.csv", index=False)
         (self.tables / f"{name}.md").write_text(markdown_table(table))
         self.record({f"table:{name}"})
+        self.checksum(self.tables / f"{name}.md")
         return self.tables / f"{name}.md"
 
     def values(self, values: dict) -> Path:
@@ -55,6 +62,7 @@ class Outputs:
             merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **values}
             write_json(path, merged)
         self.record({f"value:{key}" for key in values})
+        self.checksum(path)
         return path
 
     def record(self, keys: set) -> None:
@@ -62,6 +70,22 @@ class Outputs:
             path = self.tables / MANIFEST
             manifest = json.loads(path.read_text()) if path.is_file() else {}
             write_json(path, {**manifest, **{key: self.sources for key in keys}})
+
+
+    def checksum(self, *paths: Path) -> None:
+        with locked(self.tables):
+            path = self.tables / CHECKSUMS
+            sums = json.loads(path.read_text()) if path.is_file() else {}
+            write_json(path, {**sums, **{p.name: sha256(p) for p in paths}})
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def changed_files(paths, checksums: dict) -> list[str]:
+    """Those of `paths` whose bytes are not what the notebooks wrote (or that they never wrote)."""
+    return [str(p) for p in paths if p.is_file() and checksums.get(p.name) != sha256(p)]
 
 
 @contextmanager

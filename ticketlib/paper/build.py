@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ticketlib.analysis.report import markdown_table
+from ticketlib.analysis.results import read_identity
+from ticketlib.paper.artefacts import CHECKSUMS, changed_files
 from ticketlib.errors import TicketError
-from ticketlib.analysis.figures import markdown_table
 
 HTML_STYLE = """<style>
 body { max-width: 46em; margin: auto; padding: 1em; font-family: Georgia, serif; line-height: 1.5; }
@@ -126,7 +128,11 @@ def check_provenance(text: str, manifest: dict, results: Path) -> list[dict]:
                             f"declare them with <!-- grids: {' '.join(sorted(sources))} --> if that is meant")
     for grid, grid_hash, table_sha in sorted(used):
         current = results / grid / "grid.json"
-        now = json.loads(current.read_text()) if current.is_file() else {}
+        try:
+            now = read_identity(grid, results) if current.is_file() else {}
+        except TicketError as error:
+            problems.append(str(error))
+            continue
         if (now.get("grid_hash"), now.get("table_sha256")) != (grid_hash, table_sha):
             stale = sorted(k for k, v in manifest.items() if any(s["grid"] == grid and s["table_sha256"] == table_sha for s in v))
             problems.append(f"stale: {', '.join(stale[:4])}{' ...' if len(stale) > 4 else ''} made from grid {grid} "
@@ -140,7 +146,7 @@ def check_provenance(text: str, manifest: dict, results: Path) -> list[dict]:
 def provenance_table(grids: list[dict], results: Path) -> str:
     rows = []
     for source in grids:
-        identity = json.loads((results / source["grid"] / "grid.json").read_text())
+        identity = read_identity(source["grid"], results)
         rows.append({"grid": f"`{source['grid']}`", "runs": identity["runs"],  # its parameter file: configs/GRID.yaml
                      "grid hash": f"`{source['grid_hash']}`", "table checksum": f"`{source['table_sha256']}`"})
     return markdown_table(pd.DataFrame(rows))
@@ -162,6 +168,13 @@ def build(paper_dir="paper", figures="figures", out_dir="paper", results="result
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     source = (paper_dir / "paper.md").read_text()
     grids = check_provenance(source, manifest, Path(results))
+    checksums_file = generated / CHECKSUMS
+    checksums = json.loads(checksums_file.read_text()) if checksums_file.is_file() else {}
+    used = [values_file, *(generated / f"{n}.md" for n in re.findall(r"\{\{table:([\w-]+)\}\}", source)),
+            *(figures / f"{n}.{s}" for n in re.findall(r"\]\(figures/([\w-]+)\)", source) for s in ("png", "pdf"))]
+    edited = changed_files(used, checksums)
+    if edited:
+        raise TicketError(f"changed since the notebooks wrote them (by hand?): {', '.join(edited)}; rerun `make study`")
     values = {**values, "provenance": provenance_table(grids, Path(results))}
     text = number_references(fill(source, values, generated))
     if "TODO" in text:

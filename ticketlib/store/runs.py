@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
+from ticketlib.config import hashed_part, run_id
 from ticketlib.errors import TicketError
 from ticketlib.store.files import sync_folder, write_atomically, write_synced
 
 CHECKSUMS = "sha256.json"
-UNHASHED = ("rounds",)  # how far a run goes is not part of its identity: a longer grid extends it
 
 
 class CorruptStore(TicketError):
@@ -41,15 +41,6 @@ def corrupt(path: Path, problem: str) -> CorruptStore:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def hashed_part(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in UNHASHED}
-
-
-def run_id(config: dict) -> str:
-    canonical = json.dumps(hashed_part(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _finite_or_none(row: dict) -> dict:
