@@ -4,7 +4,7 @@
     python benchmarks/sparse_crossover.py --dataset mnist   # 784 inputs, about 6 minutes
 
 Whole training steps (forward, backward, Adam, evaluation) of LeNet-300-100, for a stack of
-tickets pruned by IMP's layerwise rates for several rounds (engine.py's `stack_jobs`), on one
+tickets pruned by IMP's layerwise rates for several rounds (speed.py's `stack_jobs`), on one
 thread as in a worker: milliseconds per ticket-step with every layer dense vs with the fc
 layers block-sparse.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import ticketlib.engine.train as trainer
-from engine import stack_jobs
+from speed import stack_jobs
 from ticketlib.data.datasets import load_dataset
 from ticketlib.nets.models import build_model
 from ticketlib.imp.protocols import make_run

@@ -4,7 +4,7 @@
     python benchmarks/step_profile.py --rounds 0    # the dense round (and the layer tables)
     python benchmarks/step_profile.py --rounds      # the layer tables alone, about 1 minute
 
-A 16-ticket LeNet-300-100 stack (engine.py's `stack_jobs`: 4 inits × 4 seeds, pruned by IMP's
+A 16-ticket LeNet-300-100 stack (speed.py's `stack_jobs`: 4 inits × 4 seeds, pruned by IMP's
 rates for that many rounds) trains with validation every 100 iterations, on one thread as in a
 worker. Printed per round: milliseconds per step, validation included but not a round's fixed
 costs (the median of 3 differences of 2N and N steps), and the operations that take most of it
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from engine import stack_jobs, timed
+from speed import stack_jobs, timed
 from ticketlib.data.datasets import load_dataset
 from ticketlib.nets.models import build_model
 from ticketlib.imp.protocols import make_run

@@ -141,6 +141,7 @@ def test_bad_yaml(tmp_path, capsys, yaml_text, message):
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.slow
 def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ticketlib", "run", *SMALL_FLAGS, "--inits", "he_normal",
                              "--seeds", "0", "--store", str(tmp_path / "runs")], capture_output=True, text=True)
@@ -153,6 +154,7 @@ def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
     (dict(grid="mnist_nope"), "no results for grid 'mnist_nope' in ../results; grids there: "),
     (dict(results_dir="../elsewhere"), "no results for grid 'mnist_main' in ../elsewhere; grids there: none"),
 ], ids=["grid", "results_dir"])
+@pytest.mark.slow
 def test_bad_notebook_parameters(tmp_path, parameters, message):
     shutil.copytree(NOTEBOOKS, tmp_path / "notebooks")
     shutil.copytree(NOTEBOOKS.parent / "results", tmp_path / "results")

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from ticketlib.cli import main
 from ticketlib.nets.inits import INITIALIZERS
@@ -18,6 +19,7 @@ def test_inits_lists_every_scheme_with_formula(capsys):
     assert any(line.startswith("kaiming_normal") and "N(0, 2/fan_in)" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_run_and_results_end_to_end(tmp_path):
     """The console script: a grid from YAML plus flags, a rerun that trains nothing, an export."""
     script = Path(sys.executable).with_name("ticketlib")

@@ -18,6 +18,8 @@ from ticketlib.imp.grid import run_grid
 from ticketlib.imp.export import load_results
 from ticketlib.store.runs import CorruptStore, Run, Store
 
+pytestmark = pytest.mark.slow  # grids killed and resumed in subprocesses
+
 DRIVER = Path(__file__).with_name("grid_driver.py")
 ROUNDS = len(grid()) * GRID["rounds"]
 

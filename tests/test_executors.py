@@ -23,6 +23,7 @@ def local_table(tmp_path_factory, data_root):
     return table(store)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_local_table(tmp_path, data_root, local_table):
     store = tmp_path / "runs"
     counts = run_grid(grid(), Store(store), "cpu", data_root, workers=2, progress=False, executor="dask")
@@ -30,6 +31,7 @@ def test_dask_local_cluster_gives_the_local_table(tmp_path, data_root, local_tab
     pd.testing.assert_frame_equal(table(store), local_table)
 
 
+@pytest.mark.slow
 def test_dask_scheduler_address_gives_the_local_table(tmp_path, data_root, local_table):
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
         address = cluster.scheduler_address

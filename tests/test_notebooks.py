@@ -36,6 +36,7 @@ def test_parameters_are_documented_literals(path):
         assert "  # " in line and line.split("  # ", 1)[1].strip(), f"{path.name}: no help comment: {line}"
 
 
+@pytest.mark.slow
 def test_notebooks_pass_nbval(scratch):
     """Every notebook runs with its defaults on the shipped results; cells marked NBVAL_CHECK_OUTPUT
     must reproduce their stored output; exploratory outputs stay out of the study's folders."""
@@ -54,6 +55,7 @@ def test_stored_outputs_hold_no_machine_paths_or_progress_bars():
             assert not any(o.get("name") == "stderr" for o in cell.get("outputs", [])), book.name
 
 
+@pytest.mark.slow
 def test_papermill_publishes_a_grid_with_its_provenance(scratch, tiny_grid):
     import papermill
     root, _ = tiny_grid
@@ -91,7 +93,7 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     given = yaml.safe_load(path.read_text())
     assert set(given) <= set(notebook_defaults(notebook)), f"{path.name}: unknown parameters"
     assert given.get("publish") is True, f"{path.name}: the study's parameter files publish"
-    grids = [given[key] for key in ("grid", "as_run", "fixed") if key in given]  # as the Makefile's STUDY_GRIDS
+    grids = [value for key, value in given.items() if key in ("grid", "as_run", "fixed") or key.endswith("_grid")]  # as the Makefile's STUDY_GRIDS
     assert grids or notebook.name.startswith("01_"), f"{path.name} names no grid"
     for grid in grids:
         configs = file_configs(str(ROOT / "configs" / f"{grid}.yaml"))

@@ -16,6 +16,7 @@ def curve(accuracies_by_seed, levels=(100.0, 80.0, 64.0, 51.2)):
                          for s, accs in enumerate(accuracies_by_seed) for r, a in enumerate(accs)])
 
 
+@pytest.mark.slow
 def test_t_interval_holds_its_coverage_at_few_seeds():
     """Nominal 95%: 93–97% of intervals over n = 3, 5, 10 draws cover the true mean, for normal and
     for skewed (gamma, skewness 1) values, and for paired differences with a shared seed effect."""

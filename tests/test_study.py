@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # the whole study rebuilt
+
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = sorted((ROOT / "notebooks" / "params").glob("*.yaml"))
 

@@ -59,6 +59,31 @@ def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining"
         ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
 
 
+def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = None, columns: int = 3,
+           x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2):
+    """Small multiples: one panel per value of `panel`, a line with its band per value of `hue`
+    (columns x, mean, low, high), the sparsity axis when x is weights_remaining, one legend below."""
+    names = list(dict.fromkeys(summary[panel]))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, height * rows + 0.6), squeeze=False, sharey=sharey)
+    colours = colours or palette(summary[hue].unique())
+    for ax, name in zip(axes.flat, names):
+        band_plot(ax, summary[summary[panel] == name], hue, colours, x=x)
+        ax.set_title(titles(name), fontsize=8)
+        if x == "weights_remaining":
+            sparsity_axis(ax, summary.weights_remaining, most_ticks=4)
+        ax.set(xlabel="", ylabel="")
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.supylabel(ylabel, fontsize=9)
+    fig.supxlabel("weights remaining (%, log scale)" if x == "weights_remaining" else x, fontsize=9)
+    legend_rows = -(-len(labels) // 4)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.045 * legend_rows * 2.2 / (height * rows + 0.6)))
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=7, bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
 def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax: None, zoom_from=None,
                   unscaled: str = next(iter(FAMILIES))):
     """One panel per family of initializers in `summary` (columns init, `x`, mean, low, high): the

@@ -249,6 +249,48 @@ def claims_values(claims: pd.DataFrame) -> dict:
     return {f"{row.claim}.{row.protocol}": row.measured for row in claims.itertuples()}
 
 
+def budget_label(iterations) -> str:
+    return f"{int(iterations):,} iterations"
+
+
+def with_budget(tables: list) -> pd.DataFrame:
+    """Early-stop rows of grids that differ in the iterations a round trains, as one table whose
+    `budget` column ('5,000 iterations') replaces the config's `iterations`."""
+    return pd.concat([t.assign(budget=t.iterations.map(budget_label)).drop(columns="iterations") for t in tables],
+                     ignore_index=True)
+
+
+def budget_table(stops: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Per initializer: test accuracy at early stop dense and at the sparsest level both budgets reach,
+    per budget; the long − short difference paired by seed; and each budget's censored run-rounds."""
+    budgets = sorted(stops.budget.unique(), key=lambda b: int(b.split()[0].replace(",", "")))
+    short, long = budgets[0], budgets[-1]
+    last = int(stops.groupby("budget")["round"].max().min())
+    level = stops[stops["round"] == last].weights_remaining.iloc[0]
+    diffs = stats.paired_differences(stops[stops["round"].isin([0, last])], "budget", long, short)
+    censored = stats.censoring(stops, by=("init", "budget")).set_index(["init", "budget"])
+    rows, values = [], {}
+    for init in ordered(stops.init):
+        row = {"initializer": init}
+        for r, label in ((0, "dense"), (last, f"{level:.1f}%")):
+            at = accuracy[(accuracy.init == init) & (accuracy["round"] == r)].set_index("budget")
+            for budget in (short, long):
+                row[f"{label}, {budget.split()[0]} it. (%)"] = with_ci(*at.loc[budget, ["mean", "low", "high"]])
+            d = diffs[(diffs.init == init) & (diffs["round"] == r)].iloc[0]
+            row[f"{label}: long − short (points)"] = with_ci(d["diff"] * 100, d.low * 100, d.high * 100)
+            key = "dense" if r == 0 else "sparsest"
+            values[f"{init}.{key}_short"] = f"{at.loc[short, 'mean']:.1f}"
+            values[f"{init}.{key}_long"] = f"{at.loc[long, 'mean']:.1f}"
+            values[f"{init}.{key}_gain"] = with_ci(d["diff"] * 100, d.low * 100, d.high * 100)
+        for budget in (short, long):
+            c = censored.loc[(init, budget)]
+            row[f"censored, {budget.split()[0]} it."] = f"{int(c.censored)} of {int(c.run_rounds)}"
+            values[f"{init}.censored_{'short' if budget == short else 'long'}"] = f"{c.percent:.0f}"
+        rows.append(row)
+    values |= dict(level=f"{level:.1f}", rounds=last + 1, seeds=int(stops.seed.nunique()))
+    return pd.DataFrame(rows), values
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"

@@ -167,6 +167,25 @@ def equivalence(differences, margin: float = EQUIVALENCE_MARGIN) -> dict:
     return dict(diff=mean, low90=low, high90=high, p_tost=float(p), equivalent=bool(p < 0.05), seeds=n)
 
 
+def paired_differences(stops: pd.DataFrame, column: str, a, b, by=("init", "round"), metric: str = "test_acc",
+                       margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
+    """Per group of `by`: the runs with `column` == a minus those with `column` == b, paired by
+    seed (and data seed): mean difference of `metric`, its 95% t interval, the seeds paired, and
+    the TOST verdict within ±margin. The level (weights_remaining) is a's."""
+    replicate = [c for c in ("seed", "data_seed") if c in stops]
+    left, right = stops[stops[column] == a], stops[stops[column] == b]
+    merged = left.merge(right, on=[*by, *replicate], suffixes=("_a", "_b"))
+    rows = []
+    for key, group in merged.groupby(list(by)):
+        d = (group[f"{metric}_a"] - group[f"{metric}_b"]).to_numpy(dtype=float)
+        mean, low, high = mean_ci(d)
+        same = equivalence(d, margin)
+        level = group["weights_remaining_a"].iloc[0] if "weights_remaining_a" in group else np.nan
+        rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), weights_remaining=level, diff=mean,
+                         low=low, high=high, seeds=len(d), equivalent=same["equivalent"], p_tost=same["p_tost"]))
+    return pd.DataFrame(rows)
+
+
 def censoring(stops: pd.DataFrame, by=("init",)) -> pd.DataFrame:
     """Per group: run-rounds whose early stop is the round's last evaluation (still improving when
     the budget ended), of all run-rounds (failed ones excluded), and as a percent."""

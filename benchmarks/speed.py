@@ -1,7 +1,7 @@
 """Benchmark: ticketlib's engine against the common lottery-ticket idiom, in one process run.
 
-    python benchmarks/engine.py                 # grids (a), (b), (c) and the grid-M projection
-    python benchmarks/engine.py --grid a --iterations 100   # a quick look
+    python benchmarks/speed.py                 # grids (a), (b), (c) and the grid-M projection
+    python benchmarks/speed.py --grid a --iterations 100   # a quick look
 
 Grids: (a) MNIST-1D with LeNet-300-100; (b) the same with 784 inputs (MNIST-shaped synthetic
 data); (c) real MNIST, evaluating 5K validation + 10K test examples every 100 iterations (the
@@ -35,6 +35,7 @@ from ticketlib.nets.models import build_model, prunable_tensors
 from ticketlib.imp.executors import default_workers
 from ticketlib.nets.pruning import full_mask, kept as kept_weights, magnitude_prune, percent_remaining
 from ticketlib.store.runs import Store
+from ticketlib.engine.machine import machine
 from ticketlib.engine.train import Job, Stack, evaluate, max_stack, train
 
 INITS = ["xavier_normal", "kaiming_normal", "orthogonal", "pytorch_default"]
@@ -189,8 +190,10 @@ def main():
                         help="training iterations per round (default 1000, as in the study)")
     args = parser.parse_args()
     sgemm = sgemm_rate()
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; sgemm 1024² on one thread: {sgemm:.0f} GFLOP/s")
+    made = machine()
+    print(f"machine: {made['cpu']} ({platform.machine()}, widest vector ISA {made['isa']}), {os.cpu_count()} CPUs, "
+          f"torch {made['torch']}, {torch.get_num_threads()} threads; sparse kernels: {made['kernels']}; "
+          f"sgemm 1024² on one thread: {sgemm:.0f} GFLOP/s")
     print(f"grid: 16 tickets (4 inits × 4 seeds) × {args.rounds} rounds × {args.iterations} iterations, "
           "frankle2019 settings\n")
     workers = default_workers("local", None, "cpu")

@@ -1,4 +1,4 @@
-"""benchmarks/engine.py: the fp32 floor counts the multiply-adds of kept weights a grid needs."""
+"""benchmarks/speed.py: the fp32 floor counts the multiply-adds of kept weights a grid needs."""
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -7,7 +7,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from engine import floor_seconds  # noqa: E402
+from speed import floor_seconds  # noqa: E402
 
 from ticketlib.imp.grid import expand_grid  # noqa: E402
 
