@@ -112,14 +112,53 @@ def test_workers_end_when_the_grid_process_is_killed(tmp_path, data_root):
         time.sleep(0.05)
 
 
-def test_two_processes_on_one_store_do_not_corrupt_it(tmp_path, data_root, reference):
+def test_two_processes_on_one_store_train_each_round_once(tmp_path, data_root, reference):
     store = tmp_path / "runs"
     first, second = start(store, data_root), start(store, data_root)
+    trained = 0
     for process in (first, second):
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err.decode()
+        trained += int(out.decode().split()[-1])
+    assert trained == ROUNDS  # a unit one process trains, the other waits for (a lock per unit)
     assert len(rounds_done(store)) == ROUNDS and not list(store.glob("*/.round_*"))
     pd.testing.assert_frame_equal(table(store), reference)
+
+
+def cli_run(tmp_path, data_root) -> subprocess.Popen:
+    """The grid through `ticketlib run` with two workers, in its own process group."""
+    spec = {"dataset": "mnist1d", "model": "lenet_300_100", "inits": GRID["inits"], "seeds": GRID["seeds"],
+            "conditions": GRID["conditions"], **{k: GRID[k] for k in ("rounds", "iterations", "eval_every",
+                                                                       "num_samples", "val_size", "hidden")}}
+    (tmp_path / "grid.yaml").write_text(json.dumps(spec))  # JSON is YAML
+    return subprocess.Popen([sys.executable, "-m", "ticketlib", "run", "--config", str(tmp_path / "grid.yaml"),
+                             "--store", str(tmp_path / "runs"), "--data-root", str(data_root), "--workers", "2",
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow their parent on Linux")
+@pytest.mark.parametrize("signum,code,said", [(signal.SIGINT, 130, "ticketlib: stopped; rerun the same command"),
+                                              (signal.SIGTERM, 143, "ticketlib: terminated; rerun the same command")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_main_process_stops_the_workers_at_once_and_says_how_to_resume(
+        signum, code, said, tmp_path, data_root, reference):
+    process = cli_run(tmp_path, data_root)
+    deadline = time.monotonic() + 120
+    while len(live_group_members(process.pid)) < 3 or not rounds_done(tmp_path / "runs"):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    os.kill(process.pid, signum)  # the main process only, as `timeout`, `kill` or a batch scheduler sends it
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == code
+    assert err.decode().strip().splitlines() == [said + " to resume (finished rounds are kept)"], err.decode()
+    deadline = time.monotonic() + 10
+    while live_group_members(process.pid):
+        assert time.monotonic() < deadline, f"workers outlived the grid: {live_group_members(process.pid)}"
+        time.sleep(0.05)
+    again = cli_run(tmp_path, data_root)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err.decode()
+    pd.testing.assert_frame_equal(table(tmp_path / "runs"), reference)
 
 
 @pytest.fixture

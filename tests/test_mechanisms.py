@@ -226,3 +226,24 @@ def test_a_ticket_taken_away_loads_into_torch_prune_and_scores_as_stored(small_c
     theta0 = initialize(small_model(), "kaiming_normal", 1.0, "default", 0, "init")
     mask = ticket["masks"]["hidden.0.weight"]
     assert torch.equal(start.hidden[0].weight, theta0["hidden.0.weight"] * mask)
+
+
+def test_a_ticket_comes_from_shipped_results_where_no_store_has_it(tiny_grid, tmp_path, data_root, capsys):
+    from ticketlib.cli import main
+    from ticketlib.imp.tickets import apply_ticket
+    root, configs = tiny_grid
+    (tmp_path / "tiny.yaml").write_text("dataset: mnist1d\nmodel: lenet_300_100\ninits: [xavier_normal, lecun_uniform]\n"
+                                        "seeds: [0, 1]\nconditions: [ticket, random]\nnum_samples: 1000\nval_size: 80\n"
+                                        "iterations: 60\neval_every: 20\nrounds: 3\nhidden: [32, 16]\n")
+    argv = ["ticket", str(tmp_path / "tiny.yaml"), "--init", "lecun_uniform", "--seed", "1", "--round", "2",
+            "--store", str(tmp_path / "empty"), "--results", str(root / "results"), "--data-root", str(data_root),
+            "--out", str(tmp_path / "t.pt")]
+    assert main(argv) == 0, capsys.readouterr().err
+    ticket = torch.load(tmp_path / "t.pt", weights_only=False)
+    shipped = load_grid("tiny", root / "results").last_masks()[("lecun_uniform", 1)]
+    assert all(np.array_equal(ticket["masks"][n].numpy(), m) for n, m in shipped.items())
+    assert "trained" not in ticket and 0 < ticket["test_accuracy"] <= 1
+    model = apply_ticket(ticket)
+    assert torch.equal(model.hidden[0].weight == 0, ~ticket["masks"]["hidden.0.weight"] | (ticket["start"]["hidden.0.weight"] == 0))
+    assert main([*argv[:7], "1", *argv[8:]]) == 2  # an earlier round: only a store has it
+    assert "keeps only the last round's mask (round 2)" in capsys.readouterr().err

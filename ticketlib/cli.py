@@ -211,7 +211,7 @@ def command_ticket(args) -> None:
         raise TicketError(f"{len(configs)} runs of {grid_file(args.grid)} match --init {args.init} --seed {seed} "
                           f"--condition {args.condition}{' (give --scale)' if len(configs) > 1 else ''}")
     path = export_ticket(configs[0], args.store, r, args.out, grid_file(args.grid).stem, args.results, args.data_root)
-    print(f"wrote {path}: load it with ticketlib.imp.tickets.load_ticket (README, 'Take a ticket away')")
+    print(f"wrote {path}: load it with ticketlib.imp.tickets.apply_ticket (README: Take a ticket away)")
 
 
 def command_verify(args) -> None:
