@@ -247,3 +247,23 @@ def test_a_ticket_comes_from_shipped_results_where_no_store_has_it(tiny_grid, tm
     assert torch.equal(model.hidden[0].weight == 0, ~ticket["masks"]["hidden.0.weight"] | (ticket["start"]["hidden.0.weight"] == 0))
     assert main([*argv[:7], "1", *argv[8:]]) == 2  # an earlier round: only a store has it
     assert "keeps only the last round's mask (round 2)" in capsys.readouterr().err
+
+
+def test_area_under_the_log_density_curve_reads_as_a_mean_accuracy():
+    from ticketlib.analysis.stats import area_under_log_density
+    rows = [dict(init=i, seed=s, round=r, weights_remaining=100 * 0.8 ** r,
+                 test_acc=(0.98 - 0.02 * r if i == "falls" else 0.95) + 0.001 * s)
+            for i in ("flat", "falls") for s in range(3) for r in range(5)]
+    area = area_under_log_density(pd.DataFrame(rows)).set_index("init")
+    assert area.loc["flat", "mean"] == pytest.approx(0.951) and area.loc["flat", "seeds"] == 3
+    assert area.loc["falls", "mean"] == pytest.approx((0.98 + 0.90) / 2 + 0.001)  # linear in log density: its midpoint
+    assert area.loc["falls", "low"] < area.loc["falls", "mean"] < area.loc["falls", "high"]
+
+
+def test_the_first_stable_rewind_point_is_the_earliest_under_two_percent():
+    from ticketlib.analysis.stats import first_stable
+    barriers = pd.DataFrame([dict(init=i, round=5, rewind_iteration=k, seed=s, barrier=b)
+                             for i, bs in (("late", (0.3, 0.05, 0.01, 0.0)), ("never", (0.3, 0.2, 0.1, 0.05)))
+                             for k, b in zip((0, 100, 500, 2000), bs) for s in range(3)])
+    stable = first_stable(barriers).set_index("init").first_stable
+    assert stable["late"] == 500 and np.isnan(stable["never"])

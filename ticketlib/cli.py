@@ -14,6 +14,7 @@ Every setting is a field of config.py (type, default, valid values, help); modul
 when their command runs, so --help and bad input answer at once.
 """
 import argparse
+import os
 import signal
 import sys
 import time
@@ -158,7 +159,6 @@ def check_device(device: str) -> None:
 
 def open_store(root: str):
     """The store folder, made if missing; one clear line if it is a file or cannot be written."""
-    import os
     path = Path(root)
     if path.exists() and not path.is_dir():
         raise TicketError(f"store {path} is a file, not a folder; give --store a folder")
@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print(f"ticketlib: terminated; {STOPPED.removeprefix('stopped; ')}", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # the reader of our output went away (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

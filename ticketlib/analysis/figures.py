@@ -84,6 +84,36 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
     return fig
 
 
+def sweep_panels(summary, x: str, xlabel: str, ylabel: str, reference=None, reference_label: str = "",
+                 hue: str = "init"):
+    """One panel per round (titled by its level), `hue` lines against `x` on a log axis; an optional
+    `reference` (columns round, mean, low, high) drawn as a grey band across each panel."""
+    rounds = sorted(summary["round"].unique())
+    fig, axes = plt.subplots(1, len(rounds), figsize=(WIDTH, 2.6), squeeze=False)
+    colours = palette(summary[hue].unique())
+    values = sorted(summary[x].unique())
+    for ax, r in zip(axes.flat, rounds):
+        at = summary[summary["round"] == r]
+        if reference is not None and (mark := reference[reference["round"] == r]).size:
+            row = mark.iloc[0]
+            ax.axhspan(row.low, row.high, color="0.85", lw=0, zorder=0)
+            ax.axhline(row["mean"], color="0.5", lw=0.8, zorder=0, label=reference_label)
+        band_plot(ax, at, hue, colours, x=x)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(values))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FixedFormatter([f"{v:g}" for v in values]))
+        ax.tick_params(axis="x", labelsize=6)
+        ax.set_title(f"{at.weights_remaining.iloc[0]:.1f}% of weights", fontsize=8)
+        ax.set(xlabel="", ylabel="")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.supylabel(ylabel, fontsize=9)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=7, bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
 def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax: None, zoom_from=None,
                   unscaled: str = next(iter(FAMILIES))):
     """One panel per family of initializers in `summary` (columns init, `x`, mean, low, high): the

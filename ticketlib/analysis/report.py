@@ -291,6 +291,61 @@ def budget_table(stops: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[pd.DataFr
     return pd.DataFrame(rows), values
 
 
+def scale_sweep(stops: pd.DataFrame, other: pd.DataFrame, inits: list) -> pd.DataFrame:
+    """`inits`' early-stop rows across two grids that sweep their scale: `other`'s scales as it has
+    them, `stops`'s where `other` lacks the scale (a run in both is taken once, from `other`)."""
+    theirs = other[other.init.isin(inits)]
+    mine = stops[stops.init.isin(inits) & ~stops.scale.isin(set(theirs.scale))]
+    rounds = min(int(theirs["round"].max()), int(mine["round"].max()))
+    both = pd.concat([theirs, mine], ignore_index=True)
+    return both[both["round"] <= rounds][[c for c in both.columns if both[c].notna().any()]]
+
+
+def paired_cell(d) -> str:
+    return with_ci(d["diff"] * 100, d.low * 100, d.high * 100) + (" ≈" if d.equivalent else "")
+
+
+def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The factor sweeps at the dense and sparsest levels: per σ (fan-free normal and zero-mean
+    uniform) and per multiple of Xavier's scale, each shape's accuracy and normal − uniform paired by
+    seed ('≈': equivalent within the margin, TOST); then the values the paper quotes."""
+    last = int(stops["round"].max())
+    level = stops[stops["round"] == last].weights_remaining.iloc[0]
+    rows = []
+    for family, normal, uniform, table in (("σ", "normal", "uniform_symmetric", stops),
+                                           ("× Xavier", "xavier_normal", "xavier_uniform", sweep)):
+        pair = table[table.init.isin([normal, uniform]) & table["round"].isin([0, last])]
+        diffs = stats.paired_differences(pair, "init", normal, uniform, by=("scale", "round"))
+        means = pair.groupby(["init", "scale", "round"]).test_acc.mean() * 100
+        for scale in sorted(pair.scale.unique()):
+            row = {"sweep": family, "value": f"{scale:g}"}
+            for r, label in ((0, "dense"), (last, f"{level:.1f}%")):
+                row[f"normal, {label}"] = f"{means.get((normal, scale, r), float('nan')):.1f}"
+                row[f"uniform, {label}"] = f"{means.get((uniform, scale, r), float('nan')):.1f}"
+            d = diffs[(diffs.scale == scale) & (diffs["round"] == last)]
+            row[f"normal − uniform at {level:.1f}% (points)"] = paired_cell(d.iloc[0]) if len(d) else "—"
+            rows.append(row)
+    values = dict(level=f"{level:.1f}", seeds=int(stops.seed.nunique()), margin=f"{stats.EQUIVALENCE_MARGIN * 100:g}")
+    at = stops[stops["round"] == last]
+    sigma = at[at.init == "normal"].groupby("scale").test_acc.mean()
+    best = float(sigma.idxmax())
+    values |= dict(best_sigma=f"{best:g}", best_sigma_acc=f"{sigma.max() * 100:.1f}")
+    reference = stops[(stops.init == "xavier_normal") & (stops.scale == 1.0)]
+    for name, rows_ in (("best_sigma", stops[(stops.init == "normal") & (stops.scale == best)]),
+                        ("unit_sigma", stops[(stops.init == "normal") & (stops.scale == 1.0)])):
+        both = pd.concat([rows_.assign(arm="a"), reference.assign(arm="b")])
+        for r, label in ((0, "dense"), (last, "sparsest")):
+            d = stats.paired_differences(both[both["round"] == r], "arm", "a", "b", by=("round",)).iloc[0]
+            values[f"{name}_minus_xavier.{label}"] = paired_cell(d)
+    mean = stops[stops.init.isin(["uniform", "uniform_centered"])]
+    for r, label in ((0, "dense"), (last, "sparsest")):
+        d = stats.paired_differences(mean[mean["round"] == r], "init", "uniform_centered", "uniform", by=("round",)).iloc[0]
+        values[f"centered_minus_uniform.{label}"] = paired_cell(d)
+        for init in ("uniform", "uniform_centered"):
+            values[f"{init}.{label}"] = f"{mean[(mean.init == init) & (mean['round'] == r)].test_acc.mean() * 100:.1f}"
+    return pd.DataFrame(rows), values
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"

@@ -186,6 +186,36 @@ def paired_differences(stops: pd.DataFrame, column: str, a, b, by=("init", "roun
     return pd.DataFrame(rows)
 
 
+STABLE = 0.02  # error barrier under which training is stable to SGD noise (Frankle et al. 2020: 2%)
+
+
+def area_under_log_density(stops: pd.DataFrame, metric: str = "test_acc", keys=("init",)) -> pd.DataFrame:
+    """Per group and seed: the mean of `metric` over log(weights remaining), the trapezoid area under
+    its curve from dense to the sparsest level divided by that span (so it reads as an accuracy);
+    then its mean and 95% t interval over seeds per group."""
+    per_seed = []
+    for key, runs in stops.groupby([*keys, "seed"]):
+        curve = runs.sort_values("weights_remaining", ascending=False)
+        x, y = -np.log(curve.weights_remaining.to_numpy(dtype=float)), curve[metric].to_numpy(dtype=float)
+        area = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0])) if len(x) > 1 else np.nan
+        per_seed.append({**dict(zip([*keys, "seed"], key)), "area": area})
+    table = pd.DataFrame(per_seed)
+    return table.groupby(list(keys)).area.agg(lambda a: mean_ci(a)).apply(pd.Series).set_axis(
+        ["mean", "low", "high"], axis=1).assign(seeds=table.groupby(list(keys)).seed.nunique()).reset_index()
+
+
+def first_stable(barriers: pd.DataFrame, by=("init", "round"), k: str = "rewind_iteration",
+                 threshold: float = STABLE) -> pd.DataFrame:
+    """Per group: the smallest rewind iteration whose mean barrier over seeds is under `threshold`
+    (NaN if none), with that barrier."""
+    means = barriers.groupby([*by, k]).barrier.mean().reset_index()
+    rows = []
+    for key, group in means.groupby(list(by)):
+        stable = group[group.barrier < threshold].sort_values(k)
+        rows.append({**dict(zip(by, key)), "first_stable": stable[k].iloc[0] if len(stable) else np.nan})
+    return pd.DataFrame(rows)
+
+
 def censoring(stops: pd.DataFrame, by=("init",)) -> pd.DataFrame:
     """Per group: run-rounds whose early stop is the round's last evaluation (still improving when
     the budget ended), of all run-rounds (failed ones excluded), and as a percent."""
