@@ -346,6 +346,51 @@ def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame) -> tuple[pd.DataFram
     return pd.DataFrame(rows), values
 
 
+def with_setting(stops: pd.DataFrame) -> pd.DataFrame:
+    """Early-stop rows with `setting`, the learning-rate rule and lr as one label ('lr 0.0012',
+    'relative, lr 0.0012'), and `scheme`, the init with its scale where it is not 1 ('xavier_normal 4×')."""
+    rule = stops["lr_rule"].fillna("constant") if "lr_rule" in stops else pd.Series("constant", index=stops.index)
+    setting = [f"{'relative, ' if r == 'relative' else ''}lr {lr:g}" for r, lr in zip(rule, stops.lr)]
+    scheme = [init if scale == 1 else f"{init} {scale:g}×" for init, scale in zip(stops.init, stops.scale)]
+    return stops.assign(setting=setting, scheme=scheme).drop(columns=[c for c in ("lr", "lr_rule") if c in stops])
+
+
+def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Per scheme and learning-rate setting: test accuracy at early stop dense and at the sparsest
+    level (mean [95% t]), censored run-rounds; values: each setting against lr 0.0012 at the
+    sparsest level, paired by seed."""
+    last = int(stops["round"].max())
+    level = stops[stops["round"] == last].weights_remaining.iloc[0]
+    censored = stats.censoring(stops, by=("scheme", "setting")).set_index(["scheme", "setting"])
+    rows, values = [], dict(level=f"{level:.1f}", seeds=int(stops.seed.nunique()))
+    schemes = sorted(stops.scheme.unique(), key=lambda s: (ordered(stops.init).index(s.split()[0]), s))
+    settings = sorted(stops.setting.unique(), key=lambda s: (s.startswith("relative"), float(s.split()[-1])))
+    for scheme in schemes:
+        mine = stops[stops.scheme == scheme]
+        base = "lr 0.0012"
+        for setting in settings:
+            runs = mine[mine.setting == setting]
+            if runs.empty:
+                continue
+            row = {"scheme": scheme, "learning rate": setting}
+            for r, label in ((0, "dense"), (last, f"{level:.1f}%")):
+                row[f"{label} (%)"] = with_ci(*stats.mean_ci(runs[runs["round"] == r].test_acc * 100))
+            c = censored.loc[(scheme, setting)]
+            row["censored run-rounds"] = f"{int(c.censored)} of {int(c.run_rounds)}"
+            if setting != base:
+                d = stats.paired_differences(mine[mine["round"] == last], "setting", setting, base, by=("round",))
+                cell = paired_cell(d.iloc[0]) if len(d) else "—"
+                row[f"− lr 0.0012 at {level:.1f}% (points)"] = cell
+                values[f"{scheme.replace(' ', '_')}.{setting.replace(', ', '_').replace(' ', '_')}.gain"] = cell
+            else:
+                row[f"− lr 0.0012 at {level:.1f}% (points)"] = ""
+            key = f"{scheme.replace(' ', '_')}.{setting.replace(', ', '_').replace(' ', '_')}"
+            for r, label in ((0, "dense"), (last, "sparsest")):
+                values[f"{key}.{label}"] = f"{runs[runs['round'] == r].test_acc.mean() * 100:.1f}"
+            rows.append(row)
+    return pd.DataFrame(rows), values
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
