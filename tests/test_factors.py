@@ -178,3 +178,21 @@ def test_censoring_counts_early_stops_at_the_budgets_end():
     assert stops.set_index("run_id").censored.to_dict() == {"a": True, "b": False, "c": True}
     counts = censoring(stops).set_index("init")
     assert counts.loc["x"].tolist() == [1, 2, 50.0] and counts.loc["y"].tolist() == [1, 1, 100.0]
+
+
+def test_variance_components_split_draw_from_order():
+    from ticketlib.analysis.stats import variance_components
+    rng = np.random.default_rng(3)
+    rows = []
+    for rep in range(200):  # many groups, each a 3 × 3 crossed grid: draw SD 0.02, order SD 0.005, noise 0.002
+        draw, order = rng.normal(0, 0.02, 3), rng.normal(0, 0.005, 3)
+        for s in range(3):
+            for d in range(3):
+                rows.append(dict(init="x", round=rep, seed=s, data_seed=d, weights_remaining=100.0,
+                                 test_acc=0.9 + draw[s] + order[d] + rng.normal(0, 0.002)))
+    parts = variance_components(pd.DataFrame(rows))
+    assert len(parts) == 200 and (parts.draws == 3).all()
+    assert np.sqrt((parts.sd_draw ** 2).mean()) == pytest.approx(0.02, rel=0.2)  # unbiased variances on average
+    assert np.sqrt((parts.sd_order ** 2).mean()) == pytest.approx(0.005, rel=0.35)
+    assert np.sqrt((parts.sd_residual ** 2).mean()) == pytest.approx(0.002, rel=0.2)
+    assert (parts.share_draw > parts.share_order).mean() > 0.8 and (parts.p_draw < 0.05).mean() > 0.8

@@ -391,6 +391,72 @@ def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), values
 
 
+SOURCES = {"draw": "draw of θ0", "order": "data order", "residual": "interaction and noise"}
+
+
+def components_long(parts: pd.DataFrame) -> pd.DataFrame:
+    """variance_components as lines to plot: per init, round and source, its SD in points (no band)."""
+    rows = [dict(init=p.init, round=p.round, weights_remaining=p.weights_remaining, source=label,
+                 mean=getattr(p, f"sd_{key}") * 100, low=getattr(p, f"sd_{key}") * 100, high=getattr(p, f"sd_{key}") * 100)
+            for p in parts.itertuples() for key, label in SOURCES.items()]
+    return pd.DataFrame(rows)
+
+
+def components_table(parts: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, dict]:
+    """The components at up to `most` evenly spaced rounds (dense and sparsest included): SD in
+    points and share of the variance per source; values: each source's mean share over rounds."""
+    last = int(parts["round"].max())
+    shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
+    rows = []
+    for p in parts[parts["round"].isin(shown)].itertuples():
+        row = {"initializer": p.init, "weights remaining (%)": f"{p.weights_remaining:.1f}"}
+        for key, label in SOURCES.items():
+            row[f"{label}: SD (share)"] = f"{getattr(p, f'sd_{key}') * 100:.2f} ({getattr(p, f'share_{key}'):.0%})"
+        row["p (draw, order)"] = f"{p.p_draw:.2g}, {p.p_order:.2g}"
+        rows.append(row)
+    values = {}
+    for init, group in parts.groupby("init"):
+        for key in SOURCES:
+            values[f"{init}.share_{key}"] = f"{group[f'share_{key}'].mean():.0%}"
+            values[f"{init}.sd_{key}"] = f"{(group[f'sd_{key}'] ** 2).mean() ** 0.5 * 100:.2f}"
+    return pd.DataFrame(rows), values
+
+
+def rewind_label(k) -> str:
+    return "θ0 (k = 0)" if k == 0 else f"k = {int(k):,}"
+
+
+def rewind_order(label: str) -> int:
+    return 0 if label.startswith("θ0") else int(label.split("= ")[1].replace(",", ""))
+
+
+def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, dict]:
+    """Per initializer and rewind point, at up to `most` levels: the error barrier (points, mean
+    [95% t] over seeds) and the tickets' test accuracy; the first k whose mean barrier is under
+    stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level."""
+    last = int(barriers["round"].max())
+    shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
+    level = barriers.groupby("round").weights_remaining.first()
+    stable = stats.first_stable(barriers[barriers["round"].isin(shown)], by=("init", "round"))
+    rows, values = [], dict(stable=f"{stats.STABLE * 100:g}", sparsest=f"{level[last]:.1f}",
+                            seeds=int(barriers.seed.nunique()))
+    for init in ordered(barriers.init):
+        for k in sorted(barriers[barriers.init == init].k.unique(), key=rewind_order):
+            row = {"initializer": init, "rewind": k}
+            for r in shown:
+                b = barriers[(barriers.init == init) & (barriers.k == k) & (barriers["round"] == r)].barrier * 100
+                a = tickets[(tickets.init == init) & (tickets.k == k) & (tickets["round"] == r)].test_acc * 100
+                row[f"{level[r]:.1f}%: barrier / accuracy"] = f"{with_ci(*stats.mean_ci(b))} / {a.mean():.1f}"
+                if k.startswith("θ0") and r in (0, last):
+                    values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = with_ci(*stats.mean_ci(b))
+            rows.append(row)
+        for r in shown:
+            first = stable[(stable.init == init) & (stable["round"] == r)].first_stable
+            k_first = first.iloc[0] if len(first) else np.nan
+            values[f"{init}.first_stable_{r}"] = "none" if pd.isna(k_first) else f"{int(k_first)}"
+    return pd.DataFrame(rows), values
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"

@@ -105,14 +105,15 @@ class GridResults:
         return counts.merge(runs, on="run_id", how="left")
 
     def measure(self, name: str) -> pd.DataFrame:
-        """A measure's tidy table (`diagnostics` or `instability`, measures.py) with the tickets' config
-        columns joined; an error names what the grid has."""
+        """A measure's tidy table (`diagnostics` or `instability`, imp/measures.py) with the tickets'
+        config columns and each round's weights remaining joined; an error names what the grid has."""
         path = self.folder / f"{name}.parquet"
         if f"{name}_sha256" not in self.identity:
             have = [f.split(".")[0] for f in EXPORTED[2:] if f"{f.split('.')[0]}_sha256" in self.identity]
             raise TicketError(f"grid {self.identity['grid']} has no {name} measure; it has: {', '.join(have) or 'none'}")
         runs = self.table.drop_duplicates("run_id")[[c for c in self.table.columns if c not in ROW_COLUMNS or c == "run_id"]]
-        return pd.read_parquet(path).merge(runs, on="run_id", how="left")
+        levels = self.table[["run_id", "round", "weights_remaining"]].drop_duplicates()
+        return pd.read_parquet(path).merge(runs, on="run_id", how="left").merge(levels, on=["run_id", "round"], how="left")
 
     def last_masks(self, condition: str = "ticket") -> dict[tuple, dict[str, np.ndarray]]:
         """(init, seed) → the grid's last-round mask, for the runs of `condition` that reached it."""

@@ -73,7 +73,7 @@ def early_stops(table: pd.DataFrame, chance: float = CHANCE) -> pd.DataFrame:
 def over_seeds(rows: pd.DataFrame, metric: str, by: list) -> pd.DataFrame:
     """Mean of `metric` over seeds with its 95% t interval, the seeds and the failed ones, per group
     of `by`; the rows may differ in nothing else but the seed."""
-    one_setup(rows, varying=by)
+    one_setup(rows, varying=[*by, metric])
     failed = rows.failed if "failed" in rows else pd.Series(False, index=rows.index)
 
     def describe(group):
@@ -213,6 +213,37 @@ def first_stable(barriers: pd.DataFrame, by=("init", "round"), k: str = "rewind_
     for key, group in means.groupby(list(by)):
         stable = group[group.barrier < threshold].sort_values(k)
         rows.append({**dict(zip(by, key)), "first_stable": stable[k].iloc[0] if len(stable) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def variance_components(stops: pd.DataFrame, by=("init", "round"), metric: str = "test_acc") -> pd.DataFrame:
+    """Draw against data order, per group of a crossed grid (every seed, which draws θ0, with every
+    data seed): two-way random-effects ANOVA without replication. Mean squares of draws, orders and
+    the residual (their interaction and noise) give each one's variance (method of moments, floored
+    at 0), its SD and share of their sum, and F tests of draw and order effects."""
+    rows = []
+    for key, group in stops.groupby(list(by)):
+        table = group.pivot_table(index="seed", columns="data_seed", values=metric, aggfunc="first").dropna()
+        a, b = table.shape
+        if a < 2 or b < 2:
+            continue
+        y = table.to_numpy(dtype=float)
+        grand = y.mean()
+        ms_draw = b * ((y.mean(axis=1) - grand) ** 2).sum() / (a - 1)
+        ms_order = a * ((y.mean(axis=0) - grand) ** 2).sum() / (b - 1)
+        residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + grand
+        ms_resid = (residual ** 2).sum() / ((a - 1) * (b - 1))
+        var = {"draw": max(0.0, (ms_draw - ms_resid) / b), "order": max(0.0, (ms_order - ms_resid) / a),
+               "residual": ms_resid}
+        total = sum(var.values())
+        row = {**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+               "weights_remaining": group.weights_remaining.iloc[0], "draws": a, "orders": b}
+        for name, v in var.items():
+            row[f"sd_{name}"], row[f"share_{name}"] = np.sqrt(v), (v / total if total > 0 else np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row["p_draw"] = scipy_stats.f.sf(ms_draw / ms_resid, a - 1, (a - 1) * (b - 1)) if ms_resid > 0 else np.nan
+            row["p_order"] = scipy_stats.f.sf(ms_order / ms_resid, b - 1, (a - 1) * (b - 1)) if ms_resid > 0 else np.nan
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
