@@ -457,6 +457,58 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     return pd.DataFrame(rows), values
 
 
+def pai_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Per initializer, at a middle level and the sparsest: the ticket's accuracy, the best
+    pruning-at-initialization condition (by mean) and the ticket − best gap paired by seed."""
+    last = int(stops["round"].max())
+    middle = stats.nearest_round(stops, 7.0)
+    level = stops.groupby("round").weights_remaining.first()
+    rows, values = [], dict(sparsest=f"{level[last]:.1f}", middle=f"{level[middle]:.1f}",
+                            seeds=int(stops.seed.nunique()))
+    for init in ordered(stops.init):
+        mine = stops[stops.init == init]
+        row = {"initializer": init}
+        for r, label in ((middle, "middle"), (last, "sparsest")):
+            at = mine[mine["round"] == r]
+            means = at.groupby("condition").test_acc.mean()
+            methods = means.drop("ticket")
+            best = methods.idxmax()
+            d = stats.paired_differences(at, "condition", "ticket", best, by=("round",)).iloc[0]
+            row[f"{level[r]:.1f}%: ticket (%)"] = f"{means['ticket'] * 100:.1f}"
+            row[f"{level[r]:.1f}%: best at init (%)"] = f"{best} {methods.max() * 100:.1f}"
+            row[f"{level[r]:.1f}%: ticket − best (points)"] = paired_cell(d)
+            values[f"{init}.{label}.best"] = best
+            values[f"{init}.{label}.gap"] = paired_cell(d)
+        rows.append(row)
+    return pd.DataFrame(rows), values
+
+
+def layer_fractions(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per init, tensor and round: the percent of the tensor's weights kept, mean [95% t] over seeds,
+    with the run's overall weights remaining as the level (columns as over_seeds gives)."""
+    layers = layers.assign(percent=layers.fraction * 100, tensor=layers.tensor.str.removesuffix(".weight"))
+    rows = []
+    for (init, tensor, r), group in layers.groupby(["init", "tensor", "round"]):
+        mean, low, high = stats.mean_ci(group.percent)
+        rows.append(dict(init=init, tensor=tensor, round=r, weights_remaining=group.weights_remaining.iloc[0],
+                         mean=mean, low=low, high=high, seeds=group.seed.nunique()))
+    return pd.DataFrame(rows)
+
+
+def layers_table(fractions: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Each init's percent kept per layer at the sparsest level; values: the spread of each layer's
+    share over the fan-scaled schemes and each representative's first-layer share."""
+    last = fractions[fractions["round"] == fractions["round"].max()]
+    table = last.pivot(index="init", columns="tensor", values="mean").reindex(ordered(last.init)).round(1)
+    values = dict(level=f"{last.weights_remaining.iloc[0]:.1f}")
+    scaled = table.loc[[n for n in table.index if n not in UNSCALED]]
+    for tensor in table.columns:
+        values[f"{tensor}.scaled_low"], values[f"{tensor}.scaled_high"] = f"{scaled[tensor].min():.1f}", f"{scaled[tensor].max():.1f}"
+        for init in table.index:
+            values[f"{init}.{tensor}"] = f"{table.loc[init, tensor]:.1f}"
+    return table.rename_axis("initializer").reset_index().rename_axis(None, axis=1), values
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"

@@ -96,13 +96,18 @@ class GridResults:
 
     def layers(self) -> pd.DataFrame:
         """Weights kept per run × round × pruned tensor, with the fraction kept; the runs' config
-        columns joined. Grids exported before layer counts existed have none: an error says so."""
+        columns and each round's overall weights remaining joined. Grids exported before layer
+        counts existed have none: an error says so."""
         path = self.folder / "layers.parquet"
         if not path.is_file():
             raise TicketError(f"{self.folder} has no layer counts (exported before they existed); export it again")
-        counts = pd.read_parquet(path).assign(fraction=lambda t: t.kept / t["size"])
+        return self.joined(pd.read_parquet(path).assign(fraction=lambda t: t.kept / t["size"]))
+
+    def joined(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Rows by run_id and round, with their run's config columns and the round's weights remaining."""
         runs = self.table.drop_duplicates("run_id")[[c for c in self.table.columns if c not in ROW_COLUMNS or c == "run_id"]]
-        return counts.merge(runs, on="run_id", how="left")
+        levels = self.table[["run_id", "round", "weights_remaining"]].drop_duplicates()
+        return rows.merge(runs, on="run_id", how="left").merge(levels, on=["run_id", "round"], how="left")
 
     def measure(self, name: str) -> pd.DataFrame:
         """A measure's tidy table (`diagnostics` or `instability`, imp/measures.py) with the tickets'
@@ -111,9 +116,7 @@ class GridResults:
         if f"{name}_sha256" not in self.identity:
             have = [f.split(".")[0] for f in EXPORTED[2:] if f"{f.split('.')[0]}_sha256" in self.identity]
             raise TicketError(f"grid {self.identity['grid']} has no {name} measure; it has: {', '.join(have) or 'none'}")
-        runs = self.table.drop_duplicates("run_id")[[c for c in self.table.columns if c not in ROW_COLUMNS or c == "run_id"]]
-        levels = self.table[["run_id", "round", "weights_remaining"]].drop_duplicates()
-        return pd.read_parquet(path).merge(runs, on="run_id", how="left").merge(levels, on=["run_id", "round"], how="left")
+        return self.joined(pd.read_parquet(path))
 
     def last_masks(self, condition: str = "ticket") -> dict[tuple, dict[str, np.ndarray]]:
         """(init, seed) → the grid's last-round mask, for the runs of `condition` that reached it."""
