@@ -156,3 +156,14 @@ def test_analysis_and_the_paper_import_no_torch():
             "print('torch' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"
+
+
+def test_every_condition_has_a_colour_distinct_from_those_it_is_drawn_beside():
+    from ticketlib.analysis.figures import palette
+    groups = [["ticket", "reinit", "random"], ["ticket", "copy"], ["ticket", "sign_kept", "random_signs", "shuffled", "rescaled"],
+              ["ticket", "init_magnitude", "snip", "grasp", "synflow"],
+              ["ticket", "init_magnitude_global", "snip_global", "grasp_global", "synflow_global"]]
+    assert sorted({c for g in groups for c in g}) == sorted(conditions.CONDITIONS)
+    for group in groups:
+        colours = palette(group)
+        assert len(set(colours.values())) == len(group), group

@@ -10,6 +10,10 @@ from ticketlib.names import CONDITIONS, FAMILIES, SCHEMES as INITIALIZERS
 
 FIGURES = Path("figures")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
+# colorblind-palette index per condition: distinct within any figure that shows them together (the
+# controls; the mechanism probes; each pruning-at-init method, whose _global variant shares its colour)
+CONDITION_COLOURS = {"ticket": 0, "reinit": 1, "random": 2, "copy": 3, "sign_kept": 4, "random_signs": 5,
+                     "shuffled": 6, "rescaled": 7, "init_magnitude": 8, "snip": 9, "grasp": 1, "synflow": 2}
 
 
 def set_style() -> None:
@@ -24,8 +28,11 @@ def palette(names) -> dict:
     names = list(names)
     if set(names) <= set(INITIALIZERS):  # tab20 without its grey pair: grey is for context lines
         universe, colours = list(INITIALIZERS), [c for i, c in enumerate(sns.color_palette("tab20", 20)) if i not in (14, 15)]
+    elif set(names) <= set(CONDITIONS):
+        colours = sns.color_palette("colorblind", 10)
+        return {name: colours[CONDITION_COLOURS[name.removesuffix("_global")]] for name in names}
     else:
-        universe = list(CONDITIONS) if set(names) <= set(CONDITIONS) else sorted(names)
+        universe = sorted(names)
         colours = sns.color_palette("colorblind", max(10, len(universe)))
     return {name: colours[universe.index(name)] for name in names}
 

@@ -509,6 +509,72 @@ def layers_table(fractions: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return table.rename_axis("initializer").reset_index().rename_axis(None, axis=1), values
 
 
+def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFrame | None = None,
+              pai: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Prune-readiness per initializer, each measure with its 95% t interval and seeds, from the
+    early-stop rows of the main grid's `tickets`, a grid of tickets with their `controls` (reinit,
+    random), instability `barriers` (stats.instability with `rewind_iteration`) and tickets beside
+    pruning-at-initialization runs (`pai`); measures a grid lacks are NaN. Numbers, not strings: a
+    CSV for other tools (accuracies and gaps in points)."""
+    tickets = tickets[tickets.condition == "ticket"]
+    last = int(tickets["round"].max())
+    area = stats.area_under_log_density(tickets).set_index("init")
+    rows = []
+    for init in ordered(tickets.init):
+        mine = tickets[tickets.init == init]
+        point, plausible, confirmed = stats.matching_range(mine)
+        row = dict(initializer=init, seeds=mine.seed.nunique(),
+                   dense=mine[mine["round"] == 0].test_acc.mean() * 100,
+                   sparsest_level=mine[mine["round"] == last].weights_remaining.iloc[0],
+                   sparsest=mine[mine["round"] == last].test_acc.mean() * 100,
+                   matching=point, matching_not_ruled_out=plausible, matching_confirmed=confirmed,
+                   area=area.loc[init, "mean"] * 100, area_low=area.loc[init, "low"] * 100,
+                   area_high=area.loc[init, "high"] * 100)
+        at = controls[(controls.init == init) & (controls["round"] == controls["round"].max())]
+        for control in ("reinit", "random"):
+            d = stats.paired_differences(at, "condition", "ticket", control, by=("round",))
+            d = d.iloc[0] if len(d) else dict(diff=np.nan, low=np.nan, high=np.nan, seeds=0)
+            row |= {f"ticket_minus_{control}": d["diff"] * 100, f"ticket_minus_{control}_low": d["low"] * 100,
+                    f"ticket_minus_{control}_high": d["high"] * 100, f"ticket_minus_{control}_seeds": d["seeds"]}
+        row["controls_level"] = at.weights_remaining.iloc[0] if len(at) else np.nan
+        if barriers is not None and (b := barriers[barriers.init == init]).size:
+            sparse = b[b["round"] == b["round"].max()]
+            k0 = sparse[sparse.rewind_iteration == 0].barrier * 100
+            row |= dict(zip(("barrier_k0", "barrier_k0_low", "barrier_k0_high"), stats.mean_ci(k0)))
+            row["barrier_seeds"] = len(k0)
+            first = stats.first_stable(sparse, by=("init", "round")).first_stable
+            row["first_stable_k"] = first.iloc[0] if len(first) else np.nan
+        if pai is not None and (p := pai[(pai.init == init) & (pai["round"] == pai["round"].max())]).size:
+            means = p.groupby("condition").test_acc.mean().drop("ticket")
+            d = stats.paired_differences(p, "condition", "ticket", means.idxmax(), by=("round",)).iloc[0]
+            row |= dict(pai_best=means.idxmax(), pai_gap=d["diff"] * 100, pai_gap_low=d["low"] * 100,
+                        pai_gap_high=d["high"] * 100, pai_seeds=d["seeds"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard for the paper: 'mean [low, high]' cells, levels in the headers."""
+    def cells(name):
+        if name not in card:
+            return ["—"] * len(card)
+        return [with_ci(m, lo, hi) for m, lo, hi in card[[name, f"{name}_low", f"{name}_high"]].to_numpy()]
+    level, controls = card.sparsest_level.iloc[0], card.controls_level.dropna()
+    at = f" at {controls.iloc[0]:.1f}%" if len(controls) else ""
+    table = pd.DataFrame({
+        "initializer": card.initializer,
+        "sparsest matching dense (%)": [f"{m:.1f}" if not np.isnan(m) else "—" for m in card.matching],
+        "mean accuracy over log density (%)": cells("area"),
+        f"ticket − reinit{at}": cells("ticket_minus_reinit"),
+        f"ticket − random{at}": cells("ticket_minus_random"),
+        f"barrier at θ0, {level:.1f}% (points)": cells("barrier_k0"),
+        "first stable k": [("—" if np.isnan(k) else f"{int(k):,}") if "first_stable_k" in card else "—"
+                           for k in card.get("first_stable_k", pd.Series(np.nan, index=card.index))],
+        f"ticket − best pruning at init, {level:.1f}%": cells("pai_gap"),
+    })
+    return table
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
