@@ -3,6 +3,7 @@ import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
@@ -70,7 +71,8 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
            x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2):
     """Small multiples: one panel per value of `panel`, a line with its band per value of `hue`
     (columns x, mean, low, high), the sparsity axis when x is weights_remaining, one legend below."""
-    names = list(dict.fromkeys(summary[panel]))
+    names = (list(summary[panel].cat.categories) if isinstance(summary[panel].dtype, pd.CategoricalDtype)
+             else list(dict.fromkeys(summary[panel])))
     rows = -(-len(names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, height * rows + 0.6), squeeze=False, sharey=sharey)
     colours = colours or palette(summary[hue].unique())

@@ -575,6 +575,44 @@ def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def diagnostics_long(diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """The no-retrain diagnostics as lines: per measure × layer panel, init and round, the mean over
+    seeds of kept ÷ pruned mean |θ0| and of the rank correlation, with 95% t intervals."""
+    rows = []
+    frame = diagnostics.assign(ratio=diagnostics.kept_abs_init / diagnostics.pruned_abs_init,
+                               layer=diagnostics.tensor.str.removesuffix(".weight"))
+    for (init, layer, r), group in frame.groupby(["init", "layer", "round"]):
+        for measure, label in (("ratio", "kept ÷ pruned |θ0|"), ("rank_correlation", "rank correlation")):
+            values = group[measure].dropna()
+            if len(values):
+                mean, low, high = stats.mean_ci(values)
+                rows.append(dict(init=init, round=r, weights_remaining=group.weights_remaining.iloc[0],
+                                 panel=f"{label} · {layer}", mean=mean, low=low, high=high))
+    long = pd.DataFrame(rows)
+    panels = sorted(long.panel.unique(), key=lambda p: (not p.startswith("kept"), p))
+    return long.assign(panel=pd.Categorical(long.panel, panels, ordered=True)).sort_values("panel")
+
+
+def diagnostics_table(diagnostics: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Per initializer and layer, over all rounds and seeds: the mean kept ÷ pruned |θ0| ratio and
+    rank correlation, and their values at the first and last pruning."""
+    frame = diagnostics.assign(ratio=diagnostics.kept_abs_init / diagnostics.pruned_abs_init,
+                               layer=diagnostics.tensor.str.removesuffix(".weight"))
+    first, last = int(frame["round"].min()), int(frame["round"].max())
+    rows, values = [], {}
+    for init in ordered(frame.init):
+        for layer, group in frame[frame.init == init].groupby("layer"):
+            row = {"initializer": init, "layer": layer}
+            for r, label in ((first, "first pruning"), (last, "last pruning")):
+                at = group[group["round"] == r]
+                row[f"kept ÷ pruned |θ0|, {label}"] = f"{at.ratio.mean():.2f}" if at.ratio.notna().any() else "—"
+                row[f"rank corr., {label}"] = f"{at.rank_correlation.mean():.2f}" if at.rank_correlation.notna().any() else "—"
+            values[f"{init}.{layer}.ratio"] = f"{group.ratio.mean():.2f}"
+            values[f"{init}.{layer}.rank"] = f"{group.rank_correlation.mean():.2f}"
+            rows.append(row)
+    return pd.DataFrame(rows), values
+
+
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
