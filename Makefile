@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STORE  ?= data/runs
 
-.PHONY: setup test test-fast study notebooks retrain data results paper lab docs constraints clean-venv
+.PHONY: setup test test-fast study notebooks nbval retrain data results paper lab docs constraints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ notebooks: setup
 	cd notebooks && for nb in *.ipynb; do \
 	  ../$(BIN)/papermill $$nb $$nb --cwd . --no-progress-bar --log-level WARNING || exit 1; \
 	done
+
+# nbval on the notebooks, as a user's CI would run it (the test suite checks the same outputs once, in its rebuild)
+nbval: setup
+	cd notebooks && ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q .
 
 # Every grid the study reads, trained into $(STORE) (finished rounds are kept: a killed run resumes)
 # and exported to results/GRID/ as soon as it is done, then the study rebuilt from them

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import torch
+from speed import stack_jobs
 
 import ticketlib.engine.train as trainer
-from speed import stack_jobs
 from ticketlib.data.datasets import load_dataset
-from ticketlib.nets.models import build_model
 from ticketlib.imp.protocols import make_run
+from ticketlib.nets.models import build_model
 
 ITERATIONS = 200
 ROUNDS = [2, 3, 4, 5, 6, 7, 10]  # IMP prunings: fc density 0.64, 0.51, 0.41, 0.33, 0.26, 0.21, 0.11

@@ -26,17 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from idiom import run_idiom
+
 from ticketlib.data.datasets import load_dataset
+from ticketlib.engine.machine import machine
+from ticketlib.engine.train import Job, Stack, evaluate, max_stack, train
+from ticketlib.imp.executors import default_workers
 from ticketlib.imp.grid import expand_grid, run_grid
 from ticketlib.nets.inits import initialize
 from ticketlib.nets.models import build_model, prunable_tensors
-from ticketlib.imp.executors import default_workers
-from ticketlib.nets.pruning import full_mask, kept as kept_weights, magnitude_prune, percent_remaining
+from ticketlib.nets.pruning import full_mask, magnitude_prune, percent_remaining
+from ticketlib.nets.pruning import kept as kept_weights
 from ticketlib.store.runs import Store
-from ticketlib.engine.machine import machine
-from ticketlib.engine.train import Job, Stack, evaluate, max_stack, train
 
 INITS = ["xavier_normal", "kaiming_normal", "orthogonal", "pytorch_default"]
 SEEDS = [0, 1, 2, 3]

@@ -20,17 +20,17 @@ import statistics
 from pathlib import Path
 
 import torch
+from speed import stack_jobs, timed
 from torch.profiler import ProfilerActivity, profile
 
-from speed import stack_jobs, timed
 from ticketlib.data.datasets import load_dataset
-from ticketlib.nets.models import build_model
-from ticketlib.imp.protocols import make_run
-from ticketlib.nets.pruning import percent_remaining
 from ticketlib.engine import csr_kernels
 from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
 from ticketlib.engine.sparse import BlockSparse
 from ticketlib.engine.train import Stack, evaluate, train
+from ticketlib.imp.protocols import make_run
+from ticketlib.nets.models import build_model
+from ticketlib.nets.pruning import percent_remaining
 
 TICKETS, SEEDS, BATCH, INPUTS, HIDDEN = 16, 4, 60, 784, 300
 SEED_ROW = torch.arange(TICKETS) // (TICKETS // SEEDS)  # each ticket's seed, in runs of 4

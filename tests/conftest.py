@@ -35,8 +35,8 @@ def small_config():
 def tiny_grid(tmp_path_factory, data_root):
     """A tiny grid trained once and exported as results/tiny/: 2 inits × 2 seeds, tickets and random
     pruning, 3 rounds. Returns (folder holding runs/ and results/, configs)."""
-    from ticketlib.imp.grid import expand_grid, run_grid
     from ticketlib.imp.export import export_grid
+    from ticketlib.imp.grid import expand_grid, run_grid
 
     root = tmp_path_factory.mktemp("tiny")
     configs = expand_grid(["mnist1d"], ["lenet_300_100"], ["xavier_normal", "lecun_uniform"], [0, 1],

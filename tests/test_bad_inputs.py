@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_cli import SMALL_FLAGS
+
 from ticketlib.cli import main
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

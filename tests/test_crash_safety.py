@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from grid_driver import GRID, grid
+
 from ticketlib.cli import main
-from ticketlib.imp.grid import run_grid
 from ticketlib.imp.export import load_results
+from ticketlib.imp.grid import run_grid
 from ticketlib.store.runs import CorruptStore, Run, Store
 
 pytestmark = pytest.mark.slow  # grids killed and resumed in subprocesses

@@ -4,13 +4,13 @@ import shutil
 
 import pytest
 import torch
+from test_train import MIXED, jobs_for, one_thread  # noqa: F401 (one_thread: autouse, as the grid trains)
 
 import ticketlib.engine.train as engine
 from ticketlib.engine import csr_kernels
+from ticketlib.engine.sparse import BlockSparse
 from ticketlib.nets.models import build_model
 from ticketlib.seeds import generator
-from ticketlib.engine.sparse import BlockSparse
-from test_train import MIXED, jobs_for, one_thread  # noqa: F401 (one_thread: autouse, as the grid trains)
 
 needs_kernels = pytest.mark.skipif(csr_kernels.library() is None and shutil.which("cc") is None,
                                    reason="no C compiler: the CSR kernels cannot be built here")

@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
+from test_train import MIXED, jobs_for, lenet, same
 
 import ticketlib.engine.train as engine
-
-from test_train import MIXED, jobs_for, lenet, same
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 TOLERANCE = {"accuracy": 0.01, "loss": 0.02}  # 60 iterations on another device: within 1 point and 2%

@@ -50,8 +50,8 @@ def readme_commands() -> list[list[str]]:
 
 
 def test_every_ticketlib_command_in_the_readme_parses_and_its_grids_resolve():
-    from ticketlib.imp.grid import file_configs, spec_configs
     from ticketlib.cli import given
+    from ticketlib.imp.grid import file_configs, spec_configs
     commands = [c for c in readme_commands() if c[0].endswith("/ticketlib")]
     assert len(commands) >= 6
     for argv in commands:

@@ -2,12 +2,12 @@
 import pandas as pd
 import pytest
 from dask.distributed import LocalCluster
+from grid_driver import grid
 
 import ticketlib.imp.executors as executors
-from grid_driver import grid
 from ticketlib.errors import TicketError
-from ticketlib.imp.grid import run_grid
 from ticketlib.imp.export import load_results
+from ticketlib.imp.grid import run_grid
 from ticketlib.store.runs import Store
 
 

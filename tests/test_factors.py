@@ -5,18 +5,17 @@ import pandas as pd
 import pytest
 import torch
 
-from ticketlib.engine.adam import Adam
-from ticketlib.cli import main
-from ticketlib.imp.grid import file_configs
-from ticketlib.errors import TicketError
-from ticketlib.imp.grid import run_grid
-from ticketlib.nets.models import build_model, prunable_tensors
-from ticketlib.imp.protocols import make_run
 from ticketlib.analysis.results import load_grid
-from ticketlib.imp.export import export_grid
 from ticketlib.analysis.stats import censoring, early_stops, equivalence, t_interval
+from ticketlib.cli import main
 from ticketlib.config import run_id
+from ticketlib.engine.adam import Adam
 from ticketlib.engine.train import Job, train
+from ticketlib.errors import TicketError
+from ticketlib.imp.export import export_grid
+from ticketlib.imp.grid import file_configs, run_grid
+from ticketlib.imp.protocols import make_run
+from ticketlib.nets.models import build_model, prunable_tensors
 
 
 def test_data_seed_equal_to_the_seed_or_left_out_is_the_same_run(small_config):

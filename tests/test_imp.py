@@ -5,12 +5,12 @@ import pytest
 import torch
 
 import ticketlib.imp.rounds as imp
+from ticketlib.engine.train import Job, train
 from ticketlib.imp.grid import run_grid
 from ticketlib.nets.inits import initialize
 from ticketlib.nets.models import build_model
 from ticketlib.nets.pruning import kept
 from ticketlib.store.runs import Store
-from ticketlib.engine.train import Job, train
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_draws_do_not_depend_on_the_thread_count():
 
 
 def test_study_group_keeps_the_main_grids_sixteen_schemes():
-    from ticketlib.nets.inits import INIT_GROUPS, resolve
+    from ticketlib.nets.inits import resolve
     assert resolve("study") == [n for n in INITIALIZERS if n not in ("uniform_symmetric", "uniform_centered")]
     assert len(resolve("study")) == 16 and resolve("all") == list(INITIALIZERS)
 

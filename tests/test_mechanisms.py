@@ -8,19 +8,19 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ticketlib.imp import pai
-from ticketlib.imp.conditions import CONDITIONS, Round
-from ticketlib.data.datasets import Data
-from ticketlib.imp.grid import run_grid
-from ticketlib.nets.inits import initialize
-from ticketlib.imp.measures import path_errors
-from ticketlib.nets.models import build_model, prunable_tensors
-from ticketlib.nets.pruning import kept, random_prune
 from ticketlib.analysis.results import load_grid
-from ticketlib.imp.export import export_grid
-from ticketlib.seeds import generator
 from ticketlib.analysis.stats import instability
 from ticketlib.config import run_id
+from ticketlib.data.datasets import Data
+from ticketlib.imp import pai
+from ticketlib.imp.conditions import CONDITIONS, Round
+from ticketlib.imp.export import export_grid
+from ticketlib.imp.grid import run_grid
+from ticketlib.imp.measures import path_errors
+from ticketlib.nets.inits import initialize
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.nets.pruning import kept, random_prune
+from ticketlib.seeds import generator
 
 
 def small_model(hidden=(32, 16)):

@@ -4,11 +4,11 @@ import shutil
 
 import pytest
 
-from ticketlib.paper.artefacts import Outputs
-from ticketlib.errors import TicketError
-from ticketlib.paper.build import build, check_provenance, fill, number_references
 from ticketlib.analysis.results import load_grid
+from ticketlib.errors import TicketError
 from ticketlib.imp.export import export_grid
+from ticketlib.paper.artefacts import Outputs
+from ticketlib.paper.build import build, check_provenance, fill, number_references
 
 TEMPLATE = """---
 title: A test paper

@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-import ticketlib.imp.rounds as imp
 import ticketlib.engine.train as train_module
+import ticketlib.imp.rounds as imp
 from ticketlib.data.datasets import load_dataset
+from ticketlib.engine.train import epoch_order
+from ticketlib.imp.export import load_results
+from ticketlib.imp.protocols import PROTOCOLS, make_run
 from ticketlib.nets.inits import initialize, pytorch_default_draw
 from ticketlib.nets.models import build_model, prunable_tensors
-from ticketlib.imp.protocols import PROTOCOLS, make_run
 from ticketlib.nets.pruning import kept, prune_count
-from ticketlib.imp.export import load_results
-from ticketlib.engine.train import epoch_order
 
 SMALL = dict(num_samples=1000, hidden=[32, 16], epochs=1, rounds=3)  # 800 examples: 13 steps of 60 an epoch
 

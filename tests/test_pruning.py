@@ -3,7 +3,13 @@ import torch
 
 from ticketlib.errors import TicketError
 from ticketlib.nets.models import build_model, prunable_tensors
-from ticketlib.nets.pruning import check_rates, full_mask, kept, magnitude_prune, random_prune
+from ticketlib.nets.pruning import (
+    check_rates,
+    full_mask,
+    kept,
+    magnitude_prune,
+    random_prune,
+)
 from ticketlib.seeds import generator
 
 RATES = {"fc": 0.2, "conv": 0.1, "output": 0.1}

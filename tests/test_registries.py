@@ -7,16 +7,22 @@ import pytest
 import torch
 from torch import nn
 
-from ticketlib.imp import conditions, executors, protocols
 from ticketlib.data import datasets
-from ticketlib.nets import models
-from ticketlib.imp.grid import expand_grid, run_grid
-from ticketlib.nets.inits import initialize
-from ticketlib.nets.models import MODELS, Planned, build_model, dense_plan, prunable_tensors
-from ticketlib.nets.pruning import full_mask, kept
-from ticketlib.imp.export import load_results
-from ticketlib.store.runs import Store
 from ticketlib.engine.train import Job, Stack, sparse_layers
+from ticketlib.imp import conditions, executors, protocols
+from ticketlib.imp.export import load_results
+from ticketlib.imp.grid import expand_grid, run_grid
+from ticketlib.nets import models
+from ticketlib.nets.inits import initialize
+from ticketlib.nets.models import (
+    MODELS,
+    Planned,
+    build_model,
+    dense_plan,
+    prunable_tensors,
+)
+from ticketlib.nets.pruning import full_mask, kept
+from ticketlib.store.runs import Store
 
 
 def input_shape(name: str) -> tuple:
@@ -58,10 +64,10 @@ def test_every_dataset_declares_its_validation_split(name):
 @pytest.mark.parametrize("name", list(conditions.CONDITIONS))
 def test_every_condition_trains_beside_its_ticket(name, small_config, small_data, tmp_path):
     from ticketlib.imp.rounds import run_cohort
-    config = small_config(condition=name, rounds=2)
+    config = small_config(condition=name, rounds=2, iterations=20, eval_every=10)
     store = Store(tmp_path / "runs")
     run_cohort([config], store, small_data)
-    run, ticket = store.run(config), store.run(small_config(rounds=2))
+    run, ticket = store.run(config), store.run(small_config(rounds=2, iterations=20, eval_every=10))
     assert run.rounds() == ticket.rounds() == [0, 1]
     mask, ticket_mask = run.tensors(1, "mask"), ticket.tensors(1, "mask")
     assert {n: (m.dtype, m.shape) for n, m in mask.items()} == {n: (m.dtype, m.shape) for n, m in ticket_mask.items()}

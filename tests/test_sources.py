@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ticketlib.data import sources
 from ticketlib.cli import main
+from ticketlib.data import sources
 from ticketlib.data.datasets import load_dataset
-from ticketlib.errors import TicketError
 from ticketlib.data.sources import CIFAR_FILES, IDX_FILES
+from ticketlib.errors import TicketError
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: nothing listens, so the connection is refused
 

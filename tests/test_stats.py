@@ -3,11 +3,31 @@ import pandas as pd
 import pytest
 import torch
 
+from ticketlib.analysis.report import (
+    best_versus_worst,
+    difference_matrix,
+    summary_table,
+    with_ci,
+)
+from ticketlib.analysis.stats import (
+    by_level,
+    control_gaps,
+    early_stops,
+    holm,
+    initializer_summary,
+    jaccard,
+    mask_overlap,
+    matching_level,
+    matching_range,
+    mean_ci,
+    nearest_round,
+    overlap_matrix,
+    paired_comparison,
+    pairwise_comparisons,
+    random_jaccard,
+    t_interval,
+)
 from ticketlib.errors import TicketError
-from ticketlib.analysis.report import best_versus_worst, difference_matrix, summary_table, with_ci
-from ticketlib.analysis.stats import (by_level, control_gaps, early_stops, holm, initializer_summary, jaccard, mask_overlap,
-                             matching_level, matching_range, mean_ci, nearest_round, overlap_matrix,
-                             paired_comparison, pairwise_comparisons, random_jaccard, t_interval)
 
 
 def curve(accuracies_by_seed, levels=(100.0, 80.0, 64.0, 51.2)):

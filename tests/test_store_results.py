@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ticketlib.analysis.results import KEY_COLUMNS, grid_hash, load_grid
+from ticketlib.config import run_id
 from ticketlib.errors import TicketError
+from ticketlib.imp.export import export_grid, load_results
+from ticketlib.imp.export import save_table as export
 from ticketlib.imp.grid import expand_grid, run_grid
 from ticketlib.imp.protocols import make_run
-from ticketlib.analysis.results import KEY_COLUMNS, grid_hash, load_grid
-from ticketlib.imp.export import export_grid, load_results, save_table as export
-from ticketlib.config import run_id
 from ticketlib.store.runs import Store
 
 

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 import ticketlib.engine.train as engine
-from ticketlib.engine.adam import Adam, sqrt
 from ticketlib.data.datasets import Data
+from ticketlib.engine.adam import Adam, sqrt
+from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
+from ticketlib.engine.sparse import BlockSparse
 from ticketlib.nets.inits import initialize
 from ticketlib.nets.models import build_model, prunable_tensors
 from ticketlib.nets.pruning import full_mask, magnitude_prune, random_prune
-from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
 from ticketlib.seeds import generator
-from ticketlib.engine.sparse import BlockSparse
 
 RATES = {"fc": 0.2, "conv": 0.1, "output": 0.1}
 

@@ -6,7 +6,14 @@ import pytest
 
 from ticketlib.analysis.results import load_grid
 from ticketlib.errors import TicketError
-from ticketlib.verify import BITS, INTERVALS, differences, prediction_interval, statistical_agreement, verify
+from ticketlib.verify import (
+    BITS,
+    INTERVALS,
+    differences,
+    prediction_interval,
+    statistical_agreement,
+    verify,
+)
 
 
 def test_verify_retrains_shipped_runs_bit_for_bit_on_the_machine_kind_that_made_them(tiny_grid, data_root):

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from ticketlib.analysis.results import MEASURES, RESULTS, grid_hash, load_grid, setup_columns
+from ticketlib.analysis.results import (
+    MEASURES,
+    RESULTS,
+    grid_hash,
+    load_grid,
+    setup_columns,
+)
 from ticketlib.analysis.stats import t_interval
 from ticketlib.config import run_id
 from ticketlib.errors import TicketError

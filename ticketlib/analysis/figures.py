@@ -7,7 +7,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-from ticketlib.names import CONDITIONS, FAMILIES, SCHEMES as INITIALIZERS
+from ticketlib.names import CONDITIONS, FAMILIES
+from ticketlib.names import SCHEMES as INITIALIZERS
 
 FIGURES = Path("figures")
 WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins

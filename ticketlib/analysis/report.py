@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from ticketlib.analysis import stats
-from ticketlib.names import FAMILIES, SCHEMES as INITIALIZERS
+from ticketlib.names import FAMILIES
+from ticketlib.names import SCHEMES as INITIALIZERS
 
 
 def ordered(names) -> list[str]:

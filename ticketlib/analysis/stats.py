@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from ticketlib.errors import TicketError
 from ticketlib.analysis.results import setup_columns
+from ticketlib.errors import TicketError
 
 LEVEL = 0.95
 # Sameness is claimed only by equivalence within ±EQUIVALENCE_MARGIN accuracy points (TOST at 5%,

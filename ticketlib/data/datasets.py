@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from ticketlib.config import INPUT_NORMS
+from ticketlib.data.sources import REAL, real_arrays
 from ticketlib.errors import TicketError, unknown
 from ticketlib.seeds import generator
-from ticketlib.data.sources import REAL, real_arrays
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -22,10 +22,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from functools import partial
 import urllib.request
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ticketlib.engine.adam import Adam
 from ticketlib.data.datasets import Data
-from ticketlib.errors import TicketError
+from ticketlib.engine.adam import Adam
 from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
-from ticketlib.seeds import generator
 from ticketlib.engine.sparse import SPARSE_BELOW, BlockSparse
+from ticketlib.errors import TicketError
+from ticketlib.seeds import generator
 
 EVAL_EXAMPLES = 256  # examples per evaluation chunk: keeps a stack's activations in cache
 EVAL_ELEMENTS = 2 ** 18  # input values per evaluation chunk at most; bounds memory for conv nets

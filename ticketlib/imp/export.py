@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ticketlib.analysis.results import (FORMATS, KEY_COLUMNS, LAYER_COLUMNS, MEASURES, RESULTS, grid_hash,
-                                        pack_masks)
+from ticketlib.analysis.results import (
+    FORMATS,
+    KEY_COLUMNS,
+    LAYER_COLUMNS,
+    MEASURES,
+    RESULTS,
+    grid_hash,
+    pack_masks,
+)
 from ticketlib.config import run_id
 from ticketlib.errors import TicketError
 from ticketlib.store.files import write_atomically
@@ -118,7 +125,13 @@ def measured(configs: list[dict], store: Store, data_root) -> dict[str, pd.DataF
     where a ticket has a `copy`; each a tidy table by run_id (the ticket's) and round."""
     from ticketlib.data.datasets import load_dataset
     from ticketlib.imp.grid import data_key
-    from ticketlib.imp.measures import DIAGNOSTIC_COLUMNS, INSTABILITY_COLUMNS, diagnostic_rows, instability_rows, one_thread
+    from ticketlib.imp.measures import (
+        DIAGNOSTIC_COLUMNS,
+        INSTABILITY_COLUMNS,
+        diagnostic_rows,
+        instability_rows,
+        one_thread,
+    )
     tickets = {run_id(c): c for c in configs if c["condition"] == "ticket"}
     copies = [c for c in configs if c["condition"] == "copy" and run_id({**c, "condition": "ticket"}) in tickets]
     diagnostics, instability = [], []

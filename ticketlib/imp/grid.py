@@ -20,14 +20,19 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from ticketlib.data.datasets import load_dataset
-from ticketlib.errors import TicketError
-from ticketlib.imp.executors import POLL_SECONDS, check_executor, default_workers, run_tasks
-from ticketlib.engine.train import budget
-from ticketlib.imp.rounds import run_cohort, training_setup
-from ticketlib.imp.conditions import CONDITIONS
-from ticketlib.imp.protocols import make_run
 from ticketlib.config import run_id
+from ticketlib.data.datasets import load_dataset
+from ticketlib.engine.train import budget
+from ticketlib.errors import TicketError
+from ticketlib.imp.conditions import CONDITIONS
+from ticketlib.imp.executors import (
+    POLL_SECONDS,
+    check_executor,
+    default_workers,
+    run_tasks,
+)
+from ticketlib.imp.protocols import make_run
+from ticketlib.imp.rounds import run_cohort, training_setup
 from ticketlib.store.runs import Store
 
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
+from ticketlib.engine.train import Job, Stack, evaluate
 from ticketlib.nets.inits import initialize
 from ticketlib.nets.models import build_model
-from ticketlib.engine.train import Job, Stack, evaluate
 
 POINTS = 11  # α = 0, 0.1, ..., 1
 INSTABILITY_COLUMNS = ["run_id", "round", "alpha", "test_error"]

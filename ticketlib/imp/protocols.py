@@ -6,8 +6,21 @@ everything that determines a run's numbers. Its hash (config.run_id) names the r
 `rounds` says how far to go, not what a round is, so it is left out of the hash: asking for more
 rounds later extends the same run.
 """
-from ticketlib.config import ALTERNATIVES, ENGINE, EVAL_SPLITS, FIELDS, LATER_DEFAULTS, frankle2019, read
-from ticketlib.data.datasets import DATASETS, check_dataset, default_val_size, fingerprint
+from ticketlib.config import (
+    ALTERNATIVES,
+    ENGINE,
+    EVAL_SPLITS,
+    FIELDS,
+    LATER_DEFAULTS,
+    frankle2019,
+    read,
+)
+from ticketlib.data.datasets import (
+    DATASETS,
+    check_dataset,
+    default_val_size,
+    fingerprint,
+)
 from ticketlib.errors import TicketError, unknown
 from ticketlib.imp.conditions import CONDITIONS
 from ticketlib.nets.inits import check_init

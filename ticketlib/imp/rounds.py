@@ -19,17 +19,17 @@ runs that share a training setup goes round by round, training each round's tick
 import math
 from dataclasses import dataclass
 
-from ticketlib.imp.conditions import CONDITIONS, Condition, Round, data_order_seed
-from ticketlib.data.datasets import Data
-from ticketlib.errors import TicketError
-from ticketlib.nets.inits import initialize, pytorch_default_draw, relative_lr_factors
-from ticketlib.nets.models import build_model, prunable_tensors
-from ticketlib.imp.protocols import data_seed, lr_rule
-from ticketlib.nets.pruning import full_mask, percent_remaining
 from ticketlib.config import run_id
-from ticketlib.store.runs import Run, Store
+from ticketlib.data.datasets import Data
 from ticketlib.engine.machine import machine
 from ticketlib.engine.train import Job, budget, max_stack, sparse_layers, train
+from ticketlib.errors import TicketError
+from ticketlib.imp.conditions import CONDITIONS, Condition, Round, data_order_seed
+from ticketlib.imp.protocols import data_seed, lr_rule
+from ticketlib.nets.inits import initialize, pytorch_default_draw, relative_lr_factors
+from ticketlib.nets.models import build_model, prunable_tensors
+from ticketlib.nets.pruning import full_mask, percent_remaining
+from ticketlib.store.runs import Run, Store
 
 PER_TICKET = ("init", "scale", "bias_init", "seed", "data_seed", "condition")  # may differ within a stack
 

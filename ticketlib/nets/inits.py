@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ticketlib.config import BIAS_INITS
-from ticketlib.names import SEED2020_INITS, STUDY_INITS
 from ticketlib.errors import unknown
+from ticketlib.names import SEED2020_INITS, STUDY_INITS
 from ticketlib.seeds import generator
 
 Scheme = Callable[[torch.Tensor, torch.Generator], None]

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ticketlib.config import ROUNDINGS, SCOPES
+from ticketlib.config import SCOPES
 from ticketlib.errors import TicketError, unknown
 
 Mask = dict[str, torch.Tensor]

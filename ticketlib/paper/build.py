@@ -21,8 +21,8 @@ import pandas as pd
 
 from ticketlib.analysis.report import markdown_table
 from ticketlib.analysis.results import read_identity
-from ticketlib.paper.artefacts import CHECKSUMS, changed_files
 from ticketlib.errors import TicketError
+from ticketlib.paper.artefacts import CHECKSUMS, changed_files
 
 HTML_STYLE = """<style>
 body { max-width: 46em; margin: auto; padding: 1em; font-family: Georgia, serif; line-height: 1.5; }
