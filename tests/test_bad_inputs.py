@@ -63,6 +63,7 @@ BAD_RUNS = {
     "zero workers": (["--workers", "0"], "workers must be a positive integer"),
     "rounds not a number": (["--rounds", "five"], "--rounds: rounds must be an integer; got 'five'"),
     "cuda without a gpu": (["--device", "cuda"], "--device cuda: this torch sees no CUDA GPU"),
+    "not a device": (["--device", "gpu"], "--device gpu: not a device; use auto, cpu, cuda or cuda:N"),
 }
 
 
@@ -96,8 +97,9 @@ BAD_NPZ = {
     "single array": (np.zeros(3), "is a single .npy array, not an npz archive"),
     "object array": (dict(y_test=np.array([{"a": 1}] * 10, dtype=object)), "holds object arrays, which are never unpickled"),
     "nan pixel": (dict(x_train=np.where(np.eye(50, 4) > 0, np.nan, 0).astype(np.float32)),
-                  "x_train has NaN or infinite values in 4 example(s)"),
-    "inf pixel": (dict(x_test=np.full((10, 4), np.inf, np.float32)), "x_test has NaN or infinite values in 10"),
+                  "x_train has NaN, infinite or beyond-float32 values in 4 example(s)"),
+    "inf pixel": (dict(x_test=np.full((10, 4), np.inf, np.float32)), "x_test has NaN, infinite or beyond-float32 values in 10"),
+    "beyond float32": (dict(x_train=np.where(np.eye(50, 4) > 0, 1e300, 0)), "x_train has NaN, infinite or beyond-float32"),
     "negative label": (dict(y_train=np.arange(50) % 2 - 1), "y_train has label -1; class indices start at 0"),
     "column labels": (dict(y_train=(np.arange(50) % 2)[:, None]), "y_train must be 1-D (one class index per example)"),
     "string labels": (dict(y_test=np.array(list("ab") * 5)), "y_test must hold integer class indices"),
@@ -106,6 +108,9 @@ BAD_NPZ = {
     "other feature count": (dict(x_test=np.zeros((10, 10), np.float32)), "x_train's examples are (4,) but x_test's are (10,)"),
     "too few examples": (dict(x_train=np.zeros((5, 4), np.float32), y_train=np.arange(5) % 2), "has 5 examples; needs at least 20"),
     "unseen test class": (dict(y_test=np.arange(10) % 3), "y_test has label 2, which no training example has"),
+    "empty test split": (dict(x_test=np.zeros((0, 4), np.float32), y_test=np.zeros(0, int)), "x_test has no examples"),
+    "stray label": (dict(y_train=np.where(np.arange(50) == 7, 1000, np.arange(50) % 2)),
+                    "labels must be 0 … K−1 with every class present; 998 of 0 … 1000 have no example (e.g. 2)"),
 }
 
 

@@ -76,3 +76,11 @@ def test_missing_grid_axes_and_bad_results_paths(tmp_path, capsys):
     assert "must end in .parquet or .csv" in capsys.readouterr().err
     assert main(["train"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["inits", "conditions", "run", "results", "export", "ticket", "verify", "data",
+                                     "paper"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0 and f"usage: ticketlib {command}" in capsys.readouterr().out

@@ -247,6 +247,9 @@ def test_a_ticket_comes_from_shipped_results_where_no_store_has_it(tiny_grid, tm
     assert torch.equal(model.hidden[0].weight == 0, ~ticket["masks"]["hidden.0.weight"] | (ticket["start"]["hidden.0.weight"] == 0))
     assert main([*argv[:7], "1", *argv[8:]]) == 2  # an earlier round: only a store has it
     assert "keeps only the last round's mask (round 2)" in capsys.readouterr().err
+    unknown = argv[:3] + ["xavier"] + argv[4:]
+    assert main(unknown) == 2  # a name the grid lacks: the line names the grid's choices
+    assert "inits: lecun_uniform, xavier_normal; seeds: 0, 1; conditions: random, ticket" in capsys.readouterr().err
 
 
 def test_area_under_the_log_density_curve_reads_as_a_mean_accuracy():

@@ -68,7 +68,8 @@ def test_the_interval_check_passes_a_plausible_run_and_fails_an_implausible_one(
     mine = table[table.run_id == "a"]
     assert statistical_agreement(table, "a", mine.assign(test_acc=0.9705), 2) == (True, "2 rounds")
     passed, detail = statistical_agreement(table, "a", mine.assign(test_acc=0.95), 2)
-    assert not passed and "round 0: test accuracy 0.9500 outside the 99% prediction interval" in detail
+    assert not passed and "round 0: test accuracy 0.9500 outside the 99.50% prediction interval" in detail
+    assert "(99% over 2 rounds)" in detail  # the run's rounds together, not each round, at 99%
     assert not statistical_agreement(table, "a", mine[mine["round"] < 1], 2)[0]  # a round missing: it diverged
 
 

@@ -150,8 +150,14 @@ def file_specs(path) -> list[dict]:
 
 
 def check_device(device: str) -> None:
+    if device == "auto":
+        return
+    import torch
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise TicketError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N") from None
     if device.startswith("cuda"):
-        import torch
         if not torch.cuda.is_available():
             raise TicketError(f"--device {device}: this torch sees no CUDA GPU (torch {torch.__version__}); "
                               "use --device cpu, or install a CUDA build of torch")
@@ -208,8 +214,11 @@ def command_ticket(args) -> None:
     configs = [c for c in file_configs(args.grid) if c["init"] == args.init and c["seed"] == seed
                and c["condition"] == args.condition and (args.scale is None or c["scale"] == read("scale", args.scale))]
     if len(configs) != 1:
+        every = file_configs(args.grid)
+        choices = "; ".join(f"{key}s: {', '.join(str(v) for v in sorted({c[key] for c in every}))}"
+                            for key in ("init", "seed", "condition"))
         raise TicketError(f"{len(configs)} runs of {grid_file(args.grid)} match --init {args.init} --seed {seed} "
-                          f"--condition {args.condition}{' (give --scale)' if len(configs) > 1 else ''}")
+                          f"--condition {args.condition}" + (" (give --scale)" if len(configs) > 1 else f" ({choices})"))
     path = export_ticket(configs[0], args.store, r, args.out, grid_file(args.grid).stem, args.results, args.data_root)
     print(f"wrote {path}: load it with ticketlib.imp.tickets.apply_ticket (README: Take a ticket away)")
 
@@ -285,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ticketlib: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C would interrupt the shutdown itself
         print(f"\nticketlib: {STOPPED}", file=sys.stderr)
         return 130
     except Terminated:

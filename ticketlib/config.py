@@ -272,12 +272,13 @@ def add_flags(parser) -> None:
         for f in fields(section):
             flag = "--" + f.name.replace("_", "-")
             if f.metadata["kind"] == "flag":
-                group.add_argument(flag, dest=f.name, default=None, action="store_const", const=True, help=f.metadata["help"])
+                group.add_argument(flag, dest=f.name, default=None, action="store_const", const=True,
+                                   help=f.metadata["help"].replace("%", "%%"))
                 group.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const", const=False,
                                    help="the opposite")
-            else:
+            else:  # argparse reads % in help as a format code
                 group.add_argument(flag, dest=f.name, default=None, metavar=f.metadata["kind"].upper(),
-                                   help=f.metadata["help"])
+                                   help=f.metadata["help"].replace("%", "%%"))
 
 
 KIND_WORDS = {"int": "integer", "count": "integer ≥ 1", "index": "integer ≥ 0", "number": "number > 0", "text": "text",

@@ -179,20 +179,30 @@ def npz_arrays(path: str):
     if len(y_train) < MIN_TRAIN:
         raise TicketError(f"{path}: x_train has {len(y_train)} examples; needs at least {MIN_TRAIN} "
                           f"(a tenth is held out for validation)")
+    if len(y_test) == 0:
+        raise TicketError(f"{path}: x_test has no examples; accuracy is measured on them")
     classes = np.unique(y_train)
     if len(classes) < 2:
         raise TicketError(f"{path}: y_train holds only class {classes[0] if len(classes) else '(none)'}; "
                           f"a classifier needs at least 2 classes")
     if y_test.max() > classes.max():
         raise TicketError(f"{path}: y_test has label {int(y_test.max())}, which no training example has")
+    if len(classes) != classes.max() + 1:  # the output layer has max + 1 units: a stray label would size it
+        absent = sorted(set(range(int(classes.max()) + 1)) - set(classes.tolist()))
+        raise TicketError(f"{path}: y_train's labels must be 0 … K−1 with every class present; "
+                          f"{len(absent)} of 0 … {int(classes.max())} have no example (e.g. {absent[0]})")
     return arrays
 
 
 def check_content(path, split: str, x: np.ndarray, y: np.ndarray) -> None:
     """Finite inputs; labels a 1-D integer array of class indices 0, 1, ..."""
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).any(axis=tuple(range(1, x.ndim))).sum()) if x.ndim > 1 else int((~np.isfinite(x)).sum())
-        raise TicketError(f"{path}: x_{split} has NaN or infinite values in {bad} example(s); inputs must be finite")
+    if np.issubdtype(x.dtype, np.floating):
+        with np.errstate(over="ignore"):  # training is in float32: values beyond its range become inf there
+            finite = np.isfinite(x.astype(np.float32))
+        if not finite.all():
+            bad = int((~finite).any(axis=tuple(range(1, x.ndim))).sum()) if x.ndim > 1 else int((~finite).sum())
+            raise TicketError(f"{path}: x_{split} has NaN, infinite or beyond-float32 values in {bad} example(s); "
+                              "inputs must be finite in float32")
     if y.ndim != 1:
         raise TicketError(f"{path}: y_{split} must be 1-D (one class index per example); got shape {y.shape}"
                           + (" (flatten it: y.ravel())" if y.ndim == 2 and y.shape[1] == 1 else ""))
