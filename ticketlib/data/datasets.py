@@ -195,7 +195,9 @@ def npz_arrays(path: str):
 
 
 def check_content(path, split: str, x: np.ndarray, y: np.ndarray) -> None:
-    """Finite inputs; labels a 1-D integer array of class indices 0, 1, ..."""
+    """Inputs of a shape training reads, finite; labels a 1-D integer array of class indices 0, 1, ..."""
+    if not ((x.dtype == np.uint8 and x.ndim in (3, 4)) or (np.issubdtype(x.dtype, np.floating) and x.ndim == 2)):
+        raise TicketError(f"{path}: x_{split} must be uint8 images N×H×W(×C) or float N×D; got {x.dtype} {x.shape}")
     if np.issubdtype(x.dtype, np.floating):
         with np.errstate(over="ignore"):  # training is in float32: values beyond its range become inf there
             finite = np.isfinite(x.astype(np.float32))
