@@ -33,6 +33,7 @@ def initial_state(config, purpose="init"):
     return initialize(model, config["init"], config["scale"], config["bias_init"], config["seed"], purpose)
 
 
+@pytest.mark.slow  # trains several rounds end to end
 def test_ticket_rounds_rewind_to_exact_initial_weights(small_config, small_data, store, spy):
     config = small_config()
     assert imp.run_cohort([config], store, small_data) == 3
@@ -73,6 +74,7 @@ def test_controls_differ_from_the_ticket_only_as_intended(small_config, small_da
         assert not all(torch.equal(ra["mask"][k], t["mask"][k]) for k in t["mask"])
 
 
+@pytest.mark.slow  # trains several rounds end to end
 def test_late_rewinding_restores_iteration_k(small_config, small_data, store, spy):
     config = small_config(rewind_iteration=20)
     imp.run_cohort([config], store, small_data)
@@ -103,6 +105,7 @@ def test_controls_under_late_rewinding(small_config, small_data, store, spy):
         assert all(torch.equal(call["state"][k], rewind[k]) for k in rewind)
 
 
+@pytest.mark.slow  # trains several rounds end to end
 def test_same_config_twice_gives_identical_results(small_config, small_data, tmp_path):
     config = small_config(init="kaiming_uniform", seed=5, condition="random")
     runs = []
@@ -117,6 +120,7 @@ def test_same_config_twice_gives_identical_results(small_config, small_data, tmp
             assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # trains several rounds end to end
 def test_resume_recomputes_only_missing_rounds_identically(small_config, small_data, store):
     config = small_config(rounds=2)
     assert imp.run_cohort([config], store, small_data) == 2

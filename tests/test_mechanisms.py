@@ -270,3 +270,27 @@ def test_the_first_stable_rewind_point_is_the_earliest_under_two_percent():
                              for k, b in zip((0, 100, 500, 2000), bs) for s in range(3)])
     stable = first_stable(barriers).set_index("init").first_stable
     assert stable["late"] == 500 and np.isnan(stable["never"])
+
+
+def test_the_scorecard_measures_each_initializer_from_its_grids():
+    from ticketlib.analysis.report import scorecard, scorecard_table
+    levels = (100.0, 10.0, 1.0)
+    tickets = pd.DataFrame([dict(init=init, seed=s, round=r, weights_remaining=w, condition="ticket",
+                                 test_acc=acc[r] + 0.001 * s)
+                            for init, acc in (("xavier_normal", (0.97, 0.98, 0.975)), ("normal", (0.93, 0.93, 0.5)))
+                            for s in range(3) for r, w in enumerate(levels)])
+    controls = pd.concat([tickets.assign(condition=c, test_acc=tickets.test_acc - gap)
+                          for c, gap in (("ticket", 0.0), ("reinit", 0.02), ("random", 0.05))], ignore_index=True)
+    card = scorecard(tickets, controls).set_index("initializer")
+    assert card.loc["xavier_normal", "matching"] == 1.0 and card.loc["normal", "matching"] == 10.0
+    assert card.loc["xavier_normal", "ticket_minus_random"] == pytest.approx(5.0)
+    assert card.loc["normal", "ticket_minus_reinit"] == pytest.approx(2.0) and card.loc["normal", "seeds"] == 3
+    table = scorecard_table(card.reset_index()).set_index("initializer")
+    assert "first stable k" not in table and "ticket − best pruning at init, 1.0%" not in table  # not measured
+    assert table.loc["xavier_normal", "sparsest matching dense (%)"] == "≤ 1.0"  # the sparsest tested: censored
+    assert table.loc["normal", "sparsest matching dense (%)"] == "10.0"
+    barriers = pd.DataFrame([dict(init="xavier_normal", seed=s, round=2, rewind_iteration=k, barrier=b)
+                             for s in range(3) for k, b in ((0, 0.05), (100, 0.01))])
+    card = scorecard(tickets, controls, barriers).set_index("initializer")
+    assert card.loc["xavier_normal", "barrier_k0"] == pytest.approx(5.0) and card.loc["xavier_normal", "first_stable_k"] == 100
+    assert "first stable k" in scorecard_table(card.reset_index())

@@ -212,6 +212,7 @@ def reference_2020(config, data, rounds):
     return model.state_dict(), masks
 
 
+@pytest.mark.slow  # trains several rounds end to end
 @pytest.mark.parametrize("epochs,rounds", [(2, 3), (1, 8)])  # 8 rounds: the last ones train block-sparse
 def test_as_run_matches_a_plain_reimplementation_of_the_2020_loop(raw_data, store, epochs, rounds):
     config = as_run(init="kaiming_uniform", seed=3, epochs=epochs, rounds=rounds)
@@ -228,6 +229,7 @@ def test_as_run_matches_a_plain_reimplementation_of_the_2020_loop(raw_data, stor
         assert torch.allclose(ours[name], weights[name], rtol=1e-4, atol=1e-5), name
 
 
+@pytest.mark.slow  # trains several rounds end to end
 def test_test_at_early_stop_gives_the_same_numbers_where_it_measures(small_config, small_data, tmp_path):
     """Four tickets in one stack, into block-sparse rounds, trained past their best (lr 5e-3): test
     accuracy only at the early-stop and last rows, equal there to evaluating at every point; every
@@ -251,6 +253,7 @@ def test_test_at_early_stop_gives_the_same_numbers_where_it_measures(small_confi
     assert train_module.sparse_layers(model_of(configs[0]), Store(tmp_path / "early_stop").run(configs[0]).tensors(7, "mask"))
 
 
+@pytest.mark.slow  # trains several rounds end to end
 def test_bf16_precision_trains_close_to_fp32_and_reproducibly(small_config, small_data, tmp_path):
     """bf16 matmuls (fp32 weights, Adam and loss), into block-sparse rounds: deterministic, a
     ticket's numbers independent of its stack, accuracy near fp32's."""
