@@ -191,8 +191,21 @@ def test_difference_matrix_best_versus_worst_and_summary_table():
                                                       "acc_1.8_high": np.nan}, speedup=1.234, seeds=4, failed=0)])
     table = summary_table(summary, [21, 1.8], 21)
     assert list(table.columns) == ["initializer", "dense accuracy (%)", "sparsest matching dense (%)",
-                                   "accuracy at 21% (%)", "early-stop speed-up at 21%"]
-    assert table.iloc[0].tolist() == ["a", "60.0 [59.0, 61.0]", "14.0 [14.0, 20.0]", "61.0 [60.0, 62.0]", 1.23]
+                                   "not ruled out / confirmed (%)", "accuracy at 21% (%)", "early-stop speed-up at 21%"]
+    assert table.iloc[0].tolist() == ["a", "60.0 [59.0, 61.0]", "14.0", "14.0 / 20.0", "61.0 [60.0, 62.0]", 1.23]
+
+
+def test_sameness_is_claimed_by_the_equivalence_bound_not_by_missing_significance():
+    from ticketlib.analysis.report import sameness_values
+    rows = []
+    for seed, noise in enumerate((0.0, 0.001, -0.001, 0.0005, -0.0005)):
+        rows += [dict(init="a", seed=seed, round=1, condition="ticket", test_acc=0.97 + noise),
+                 dict(init="b", seed=seed, round=1, condition="ticket", test_acc=0.9702 + noise),  # 0.02 points
+                 dict(init="c", seed=seed, round=1, condition="ticket", test_acc=0.95 + 5 * noise)]  # 2 points
+    values = sameness_values(pairwise_comparisons(pd.DataFrame(rows), 1), "x_")
+    assert values["x_pairs"] == 3 and values["x_equivalent_pairs"] == 1  # a–b only: c lies 2 points away
+    assert values["x_significant_pairs"] == 2 and values["margin"] == "0.5"
+    assert float(values["x_widest_bound"]) > 2.0
 
 
 def test_mask_overlap_pairs_every_mask():
@@ -245,6 +258,7 @@ def test_control_values_separate_the_fan_scaled_schemes():
     assert values["sparsest"] == "2.0" and values["seeds"] == 3
     assert values["ticket_minus_random"].startswith("-5.7 [")  # (−30 + 4 + 6) / 3 + 1 (the mean seed)
     assert values["scaled_ticket_minus_random"].startswith("6.0 [")  # (4 + 6) / 2 + 1: the fan-scaled schemes only
+    assert (values["normal.ticket"], values["normal.random"]) == ("61.0", "90.0")  # the unscaled scheme's accuracies
 
 
 def test_scale_values_pair_the_two_shapes_within_each_seed():
@@ -259,6 +273,10 @@ def test_scale_values_pair_the_two_shapes_within_each_seed():
     assert values["seeds"] == 3 and values["scales"] == "0.5, 1, 2" and values["sparsest"] == "2.0"
     assert values["best_scale.xavier_normal"] == "1" and values["range.xavier_uniform"] == "2.0"
     assert values["shape_diff"] == "1.0 [1.0, 1.0]"  # normal − uniform, the seed effect paired away
+    assert values["shape_diff_at.0.5"] == values["shape_diff_at.2"] == "1.0 [1.0, 1.0]"
+    from ticketlib.analysis.report import scale_table
+    table = scale_table(accuracy, 1, stops)
+    assert table["xavier_normal − xavier_uniform (points)"].tolist() == ["1.0 [1.0, 1.0]"] * 3
 
 
 def test_the_2020_claims_are_paired_differences_per_seed():
@@ -268,7 +286,7 @@ def test_the_2020_claims_are_paired_differences_per_seed():
                "xavier_uniform_double": 0.61, "normal": 0.50, "uniform": 0.50}
     rows = [dict(init=i, condition="ticket", seed=s, round=r, weights_remaining=level, test_acc=base + 0.01 * s,
                  train_acc=base)
-            for i, base in schemes.items() for s in range(3) for r, level in enumerate((100.0, 3.5, 2.3))]
+            for i, base in schemes.items() for s in range(3) for r, level in enumerate((100.0, 3.5, 2.8, 2.3))]
     stops = pd.DataFrame(rows)
     claims = claims_2020({"fixed": ("fixed: test accuracy", stops, "test_acc"),
                           "as_run": ("as run: training-set accuracy", stops, "train_acc")})
@@ -281,6 +299,9 @@ def test_the_2020_claims_are_paired_differences_per_seed():
     assert table["narrower beats wider (Xavier ½ − ×2) at 3.5% (points)"] == "2.0 [2.0, 2.0]"
     assert table["normal ≈ uniform (normal − uniform) at 3.5% (points)"] == "0.0 [0.0, 0.0]"
     assert table["best scheme at 2.3%"] == "xavier_normal_half (64.0%)"
-    assert table["all alike: N(0, 1), U(0, 1) − the fan-scaled schemes at 3.5% (points)"] == "-11.5 [-11.5, -11.5]"
+    assert table["N(0, 1), U(0, 1) − the fan-scaled schemes at 3.5% (points)"] == "-11.5 [-11.5, -11.5]"
+    assert table["Xavier beats Kaiming at 2.8% (points)"] == "2.0 [2.0, 2.0]"  # the finer claims below 3.5% too
+    assert values["narrow_wide_best.fixed"] == "2.0 [2.0, 2.0]"
+    assert table["Xavier and Kaiming (four schemes) alike at 3.5%: spread of means (points)"].startswith("2.0 (")
     assert table["Xavier ½ best (Xavier ½ − the other Xavier schemes) at 2.3% (points)"] == "1.5 [1.5, 1.5]"
     assert table["all schemes alike at 3.5%: spread of means (points)"].startswith("13.0 (")
