@@ -81,3 +81,18 @@ def test_prediction_interval_covers_a_new_draw_as_stated():
         low, high = prediction_interval(draws[:3])
         hits.append(low <= draws[3] <= high)
     assert abs(np.mean(hits) - 0.99) < 0.006
+
+
+def test_seeds_that_happen_to_agree_at_one_round_do_not_promise_more_than_the_setups_spread():
+    rows = []
+    for seed, run in enumerate("abc"):
+        for r, acc in ((0, 0.36 + 0.01 * seed), (1, 0.380 + 0.0001 * seed)):  # round 1: three seeds within 0.02 points
+            rows.append(dict(run_id=run, seed=seed, init="xavier_normal", condition="ticket", round=r,
+                             weights_remaining=100.0 - 20 * r, iteration=100, test_acc=acc, val_loss=0.1,
+                             is_early_stop=True, diverged=False))
+    table = pd.DataFrame(rows)
+    mine = table[table.run_id == "a"]
+    again = mine.assign(test_acc=[0.37, 0.355])  # round 1: 2.5 points off, plausible given round 0's 1-point SD
+    assert statistical_agreement(table, "a", again, 2) == (True, "2 rounds")
+    passed, detail = statistical_agreement(table, "a", mine.assign(test_acc=[0.37, 0.10]), 2)
+    assert not passed and detail.startswith("round 1: test accuracy 0.1000 outside")  # a real fault still fails
