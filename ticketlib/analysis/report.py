@@ -322,18 +322,20 @@ def budget_table(stops: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[pd.DataFr
         row = {"initializer": init}
         for r, label in ((0, "dense"), (last, f"{level:.1f}%")):
             at = accuracy[(accuracy.init == init) & (accuracy["round"] == r)].set_index("budget")
-            for budget in (short, long):
-                row[f"{label}, {budget.split()[0]} it. (%)"] = with_ci(*at.loc[budget, ["mean", "low", "high"]])
+            row[f"{label}: {short.split()[0]} → {long.split()[0]} it. (%)"] = \
+                f"{at.loc[short, 'mean']:.1f} → {at.loc[long, 'mean']:.1f}"
             d = diffs[(diffs.init == init) & (diffs["round"] == r)].iloc[0]
-            row[f"{label}: long − short (points)"] = with_ci(d["diff"] * 100, d.low * 100, d.high * 100)
+            row[f"{label}: gain (points)"] = with_ci(d["diff"] * 100, d.low * 100, d.high * 100)
             key = "dense" if r == 0 else "sparsest"
             values[f"{init}.{key}_short"] = f"{at.loc[short, 'mean']:.1f}"
             values[f"{init}.{key}_long"] = f"{at.loc[long, 'mean']:.1f}"
             values[f"{init}.{key}_gain"] = with_ci(d["diff"] * 100, d.low * 100, d.high * 100)
+        counts = []
         for budget in (short, long):
             c = censored.loc[(init, budget)]
-            row[f"censored, {budget.split()[0]} it."] = f"{int(c.censored)} of {int(c.run_rounds)}"
+            counts.append(f"{int(c.censored)}")
             values[f"{init}.censored_{'short' if budget == short else 'long'}"] = f"{c.percent:.0f}"
+        row[f"early stop at the budget's end (of {int(c.run_rounds)})"] = " → ".join(counts)
         rows.append(row)
     values |= dict(level=f"{level:.1f}", rounds=last + 1, seeds=int(stops.seed.nunique()))
     return pd.DataFrame(rows), values

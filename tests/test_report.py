@@ -1,0 +1,59 @@
+"""The paper's tables from hand-made early-stop rows whose answers are known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from ticketlib.analysis import report, stats
+
+
+def stop_rows(accuracies: dict, levels=(100.0, 10.0), **columns) -> list[dict]:
+    """Early-stop rows: init → per-round test accuracy; seeds 0–2 add 0.001·seed (a seed effect)."""
+    return [dict(init=init, seed=seed, round=r, weights_remaining=level, condition="ticket",
+                 test_acc=acc[r] + 0.001 * seed, censored=False, **columns)
+            for init, acc in accuracies.items() for seed in range(3) for r, level in enumerate(levels)]
+
+
+def test_paired_differences_pair_by_seed_and_test_equivalence():
+    rows = pd.DataFrame(stop_rows({"a": (0.90, 0.80), "b": (0.899, 0.70)}))
+    d = stats.paired_differences(rows, "init", "a", "b", by=("round",)).set_index("round")
+    assert d.loc[0, "diff"] == pytest.approx(0.001) and d.loc[0, "seeds"] == 3
+    assert d.loc[0, "equivalent"] and not d.loc[1, "equivalent"]  # 0.1 points alike; 10 points not
+    assert d.loc[1, "weights_remaining"] == 10.0
+
+
+def test_the_budget_table_pairs_the_two_budgets_and_counts_censoring():
+    short = pd.DataFrame(stop_rows({"normal": (0.92, 0.40)}, iterations=5000))
+    long = pd.DataFrame(stop_rows({"normal": (0.96, 0.90)}, iterations=50000))
+    short.loc[short["round"] == 1, "censored"] = True
+    both = report.with_budget([long, short])
+    assert sorted(both.budget.unique()) == ["5,000 iterations", "50,000 iterations"]
+    accuracy = report.in_percent(stats.by_level(both, "test_acc", keys=["init", "budget"]))
+    table, values = report.budget_table(both, accuracy)
+    row = table.iloc[0]
+    assert row["dense: 5,000 → 50,000 it. (%)"] == "92.1 → 96.1" and row["10.0%: gain (points)"] == "50.0 [50.0, 50.0]"
+    assert row["early stop at the budget's end (of 6)"] == "3 → 0"
+    assert (values["normal.sparsest_long"], values["normal.censored_short"], values["level"]) == ("90.1", "50", "10.0")
+
+
+def test_the_diagnostics_table_reads_kept_over_pruned_and_rank_correlation():
+    rows = pd.DataFrame([dict(init="normal", seed=s, round=r, tensor="hidden.0.weight", kept_abs_init=2.0 * (3 - r),
+                              pruned_abs_init=1.0, rank_correlation=0.9 - 0.4 * r) for s in range(3) for r in (1, 2)])
+    table, values = report.diagnostics_table(rows)
+    assert table.iloc[0].tolist() == ["normal", "hidden.0", "4.00", "0.50", "2.00", "0.10"]
+    assert values == {"normal.hidden.0.ratio": "3.00", "normal.hidden.0.rank": "0.30"}
+
+
+def test_the_factors_table_sweeps_sigma_and_pairs_the_shapes():
+    sigma = stop_rows({"normal": (0.97, 0.96), "uniform_symmetric": (0.97, 0.955)}, scale=0.05) + \
+        stop_rows({"normal": (0.93, 0.40), "uniform_symmetric": (0.94, 0.60)}, scale=1.0)
+    mean = stop_rows({"uniform": (0.33, 0.85), "uniform_centered": (0.94, 0.90)}, scale=1.0)
+    xavier = stop_rows({"xavier_normal": (0.976, 0.98), "xavier_uniform": (0.977, 0.98)}, scale=1.0)
+    stops = pd.DataFrame(sigma + mean + xavier)
+    table, values = report.factors_table(stops, stops[stops.init.str.startswith("xavier")])
+    sigma_rows = table[table.sweep == "σ"].set_index("value")
+    assert sigma_rows.loc["0.05", "normal − uniform at 10.0% (points)"] == "0.5 [0.5, 0.5]"
+    assert sigma_rows.loc["1", "normal − uniform at 10.0% (points)"] == "-20.0 [-20.0, -20.0]"
+    assert table[table.sweep == "× Xavier"].iloc[0]["normal − uniform at 10.0% (points)"] == "0.0 [0.0, 0.0] ≈"
+    assert values["best_sigma"] == "0.05" and values["unit_sigma_minus_xavier.sparsest"] == "-58.0 [-58.0, -58.0]"
+    assert values["centered_minus_uniform.dense"] == "61.0 [61.0, 61.0]" and values["uniform_centered.sparsest"] == "90.1"
+    assert np.isclose(float(values["best_sigma_acc"]), 96.1)
