@@ -120,7 +120,8 @@ def imp_values(table: pd.DataFrame, accuracy: pd.DataFrame) -> dict:
     and the best and worst initializer, dense and at the sparsest level."""
     config = table.iloc[0]
     stops = table[table.is_early_stop.astype(bool)]
-    values = dict(seeds=table.seed.nunique(), schemes=", ".join(ordered(table.init)), rounds=int(table["round"].max()) + 1,
+    values = dict(seeds=table.seed.nunique(), schemes=", ".join(ordered(table.init)), scheme_count=table.init.nunique(),
+                  rounds=int(table["round"].max()) + 1,
                   iterations=int(table.iteration.max()), sparsest=f"{accuracy.weights_remaining.min():.1f}",
                   eval_every="—" if pd.isna(config.get("eval_every")) else int(config["eval_every"]),
                   stopped_early=f"{(stops.iteration < table.iteration.max()).mean() * 100:.0f}")  # % of run-rounds
