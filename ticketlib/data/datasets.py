@@ -196,8 +196,8 @@ def npz_arrays(path: str):
 
 def check_content(path, split: str, x: np.ndarray, y: np.ndarray) -> None:
     """Inputs of a shape training reads, finite; labels a 1-D integer array of class indices 0, 1, ..."""
-    if not ((x.dtype == np.uint8 and x.ndim in (3, 4)) or (np.issubdtype(x.dtype, np.floating) and x.ndim == 2)):
-        raise TicketError(f"{path}: x_{split} must be uint8 images N×H×W(×C) or float N×D; got {x.dtype} {x.shape}")
+    if not readable_inputs(x):
+        raise TicketError(f"{path}: x_{split} must be {INPUT_KINDS}; got {x.dtype} {x.shape}")
     if np.issubdtype(x.dtype, np.floating):
         with np.errstate(over="ignore"):  # training is in float32: values beyond its range become inf there
             finite = np.isfinite(x.astype(np.float32))
@@ -214,14 +214,22 @@ def check_content(path, split: str, x: np.ndarray, y: np.ndarray) -> None:
         raise TicketError(f"{path}: y_{split} has label {int(y.min())}; class indices start at 0")
 
 
+INPUT_KINDS = "uint8 images N×H×W(×C) or float N×D"
+
+
+def readable_inputs(x: np.ndarray) -> bool:
+    """Inputs of a kind `as_float_inputs` converts."""
+    return (x.dtype == np.uint8 and x.ndim in (3, 4)) or (np.issubdtype(x.dtype, np.floating) and x.ndim == 2)
+
+
 def as_float_inputs(x: np.ndarray) -> torch.Tensor:
     """uint8 images N×H×W(×C) → float N×C×H×W in [0, 1]; float N×D stays N×D."""
     if x.dtype == np.uint8 and x.ndim in (3, 4):
         x = torch.from_numpy(x).float() / 255
         return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-    if np.issubdtype(x.dtype, np.floating) and x.ndim == 2:
+    if readable_inputs(x):
         return torch.from_numpy(x).float()
-    raise TicketError(f"inputs must be uint8 images N×H×W(×C) or float N×D; got {x.dtype} {x.shape}")
+    raise TicketError(f"inputs must be {INPUT_KINDS}; got {x.dtype} {x.shape}")
 
 
 def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int, input_norm: str = "standardize") -> Data:
