@@ -191,7 +191,7 @@ def build(paper_dir="paper", figures="figures", out_dir="paper", results="result
     header.unlink()
     typ = out_dir / ".paper.typ"
     source = pypandoc.convert_text(figure_paths(text, figures, "pdf"), "typst", format="markdown",
-                                   extra_args=[*common, "--toc"])
+                                   extra_args=common)
     marker = "#show: doc => conf("
     if marker not in source:
         raise TicketError("pandoc's Typst template has no `#show: doc => conf(`: update TYPST_SETUP's hook")
