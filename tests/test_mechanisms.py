@@ -294,3 +294,16 @@ def test_the_scorecard_measures_each_initializer_from_its_grids():
     card = scorecard(tickets, controls, barriers).set_index("initializer")
     assert card.loc["xavier_normal", "barrier_k0"] == pytest.approx(5.0) and card.loc["xavier_normal", "first_stable_k"] == 100
     assert "first stable k" in scorecard_table(card.reset_index())
+
+
+def test_a_scorecard_with_barriers_at_theta0_alone_leaves_out_the_first_stable_rewind_point():
+    from ticketlib.analysis.report import scorecard, scorecard_table
+    levels = (100.0, 10.0, 1.0)
+    tickets = pd.DataFrame([dict(init="xavier_normal", seed=s, condition="ticket", round=r, weights_remaining=w,
+                                 test_acc=0.97) for s in range(3) for r, w in enumerate(levels)])
+    controls = pd.concat([tickets.assign(condition=c) for c in ("ticket", "reinit", "random")], ignore_index=True)
+    barriers = pd.DataFrame([dict(init="xavier_normal", seed=s, round=2, rewind_iteration=0, barrier=0.05 + s / 100)
+                             for s in range(3)])
+    card = scorecard(tickets, controls, barriers)
+    assert card.barrier_k0.iloc[0] == pytest.approx(6.0) and "first_stable_k" not in card
+    assert "first stable k" not in scorecard_table(card)

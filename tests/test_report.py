@@ -52,8 +52,26 @@ def test_the_factors_table_sweeps_sigma_and_pairs_the_shapes():
     table, values = report.factors_table(stops, stops[stops.init.str.startswith("xavier")])
     sigma_rows = table[table.sweep == "σ"].set_index("value")
     assert sigma_rows.loc["0.05", "normal − uniform at 10.0% (points)"] == "0.5 [0.5, 0.5]"
-    assert sigma_rows.loc["1", "normal − uniform at 10.0% (points)"] == "-20.0 [-20.0, -20.0]"
+    assert sigma_rows.loc["1", "normal − uniform at 10.0% (points)"] == "−20.0 [−20.0, −20.0]"
     assert table[table.sweep == "× Xavier"].iloc[0]["normal − uniform at 10.0% (points)"] == "0.0 [0.0, 0.0] ≈"
-    assert values["best_sigma"] == "0.05" and values["unit_sigma_minus_xavier.sparsest"] == "-58.0 [-58.0, -58.0]"
+    assert values["best_sigma"] == "0.05" and values["unit_sigma_minus_xavier.sparsest"] == "−58.0 [−58.0, −58.0]"
     assert values["centered_minus_uniform.dense"] == "61.0 [61.0, 61.0]" and values["uniform_centered.sparsest"] == "90.1"
     assert np.isclose(float(values["best_sigma_acc"]), 96.1)
+
+
+def test_numbers_print_a_true_minus_and_no_negative_zero():
+    assert report.number(-1.26) == "−1.3" and report.number(-0.04) == "0.0" and report.number(0.04) == "0.0"
+    assert report.with_ci(-0.02, -0.61, 0.44) == "0.0 [−0.6, 0.4]"
+
+
+def test_the_components_table_counts_the_levels_with_a_draw_or_an_order_effect():
+    rng = np.random.default_rng(0)
+    rows = [dict(init="xavier_normal", seed=s, data_seed=d, round=r, weights_remaining=100 * 0.8 ** r,
+                 test_acc=0.9 + 0.01 * s * (r < 2) + 0.001 * rng.standard_normal())
+            for s in range(3) for d in range(3) for r in range(4)]
+    parts = stats.variance_components(pd.DataFrame(rows))
+    table, values = report.components_table(parts)
+    assert values["xavier_normal.levels"] == 4
+    assert values["xavier_normal.draw_effects"] == 2 and values["xavier_normal.order_effects"] <= 1
+    assert float(values["xavier_normal.share_draw"].rstrip("%")) > 40  # the draw dominates half the levels
+    assert len(table) == 4

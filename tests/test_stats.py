@@ -256,7 +256,7 @@ def test_control_values_separate_the_fan_scaled_schemes():
     stops = pd.DataFrame(rows)
     values = controls_values(stops, control_gaps(stops, 1))
     assert values["sparsest"] == "2.0" and values["seeds"] == 3
-    assert values["ticket_minus_random"].startswith("-5.7 [")  # (−30 + 4 + 6) / 3 + 1 (the mean seed)
+    assert values["ticket_minus_random"].startswith("−5.7 [")  # (−30 + 4 + 6) / 3 + 1 (the mean seed)
     assert values["scaled_ticket_minus_random"].startswith("6.0 [")  # (4 + 6) / 2 + 1: the fan-scaled schemes only
     assert (values["normal.ticket"], values["normal.random"]) == ("61.0", "90.0")  # the unscaled scheme's accuracies
 
@@ -299,7 +299,7 @@ def test_the_2020_claims_are_paired_differences_per_seed():
     assert table["narrower beats wider (Xavier ½ − ×2) at 3.5% (points)"] == "2.0 [2.0, 2.0]"
     assert table["normal ≈ uniform (normal − uniform) at 3.5% (points)"] == "0.0 [0.0, 0.0]"
     assert table["best scheme at 2.3%"] == "xavier_normal_half (64.0%)"
-    assert table["N(0, 1), U(0, 1) − the fan-scaled schemes at 3.5% (points)"] == "-11.5 [-11.5, -11.5]"
+    assert table["N(0, 1), U(0, 1) − the fan-scaled schemes at 3.5% (points)"] == "−11.5 [−11.5, −11.5]"
     assert table["Xavier beats Kaiming at 2.8% (points)"] == "2.0 [2.0, 2.0]"  # the finer claims below 3.5% too
     assert values["narrow_wide_best.fixed"] == "2.0 [2.0, 2.0]"
     assert table["Xavier and Kaiming (four schemes) alike at 3.5%: spread of means (points)"].startswith("2.0 (")

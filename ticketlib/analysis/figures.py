@@ -146,7 +146,6 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
             ax.plot(group[x], group["mean"], color="0.85", lw=0.7, zorder=1)
         band_plot(ax, summary[summary.init.isin(names)], "init", colours, x=x)
         ax.set_title(family, fontsize=8)
-        ax.legend(fontsize=6, loc="best", handlelength=1.2)
         format_x(ax)
         ax.set(xlabel="", ylabel="")
         if family != unscaled and len(shown):
@@ -154,9 +153,20 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
             ax.set_ylim(shown.low.min() - pad, shown.high.max() + pad)
     for ax in axes.flat[len(families):]:
         ax.set_visible(False)
+    handles = {label: h for ax in axes.flat[:len(families)] for h, label in zip(*ax.get_legend_handles_labels())}
     fig.supylabel(ylabel, fontsize=9)
     fig.supxlabel(xlabel, fontsize=9)
-    fig.tight_layout()
+    if len(families) < axes.size:  # the legend in the first empty slot, off the data
+        spare = axes.flat[len(families)]
+        spare.set_visible(True)
+        spare.axis("off")
+        spare.legend(handles.values(), handles.keys(), loc="center", ncol=2, fontsize=6, handlelength=1.2,
+                     title="grey: the other schemes", title_fontsize=6)
+        fig.tight_layout()
+    else:
+        rows_of_legend = -(-len(handles) // 4)
+        fig.tight_layout(rect=(0, 0.03 * rows_of_legend * 2.2 / (2.2 * rows + 0.3) * 3, 1, 1))
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=6)
     return fig
 
 

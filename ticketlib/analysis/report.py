@@ -22,13 +22,19 @@ def in_percent(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(**{c: summary[c] * 100 for c in ("mean", "low", "high")})
 
 
+def number(value, digits: int = 1) -> str:
+    """A rounded number with a true minus sign, and no '−0.0' for a value that rounds to zero."""
+    text = f"{value:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text.replace("-", "−")
+
+
 def with_ci(mean, low, high, digits: int = 1) -> str:
     """'61.2 [60.1, 62.3]', or '—' for a missing value."""
     if np.isnan(mean):
         return "—"
     if np.isnan(low):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+        return number(mean, digits)
+    return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
 def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFrame:
@@ -60,7 +66,7 @@ def difference_matrix(pairs: pd.DataFrame, names, alpha: float = 0.05) -> tuple[
     diff = diff.combine_first(-diff.T).reindex(index=names, columns=names)
     stars = pairs.assign(star=np.where(pairs.p_holm < alpha, "*", "")).pivot(index="a", columns="b", values="star")
     stars = stars.combine_first(stars.T).reindex(index=names, columns=names).fillna("")
-    labels = diff.map(lambda v: "" if np.isnan(v) else f"{v:.1f}".replace("-0.0", "0.0")) + stars
+    labels = diff.map(lambda v: "" if np.isnan(v) else number(v)) + stars
     return diff, labels.reindex(index=names, columns=names)  # + aligns and may reorder
 
 
@@ -470,6 +476,9 @@ def components_table(parts: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, 
         for key in SOURCES:
             values[f"{init}.share_{key}"] = f"{group[f'share_{key}'].mean():.0%}"
             values[f"{init}.sd_{key}"] = f"{(group[f'sd_{key}'] ** 2).mean() ** 0.5 * 100:.2f}"
+        values[f"{init}.levels"] = len(group)
+        values[f"{init}.draw_effects"] = int((group.p_draw < 0.05).sum())  # levels with a draw effect at 5%
+        values[f"{init}.order_effects"] = int((group.p_order < 0.05).sum())
     return pd.DataFrame(rows), values
 
 
@@ -593,8 +602,9 @@ def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFr
             k0 = sparse[sparse.rewind_iteration == 0].barrier * 100
             row |= dict(zip(("barrier_k0", "barrier_k0_low", "barrier_k0_high"), stats.mean_ci(k0)))
             row["barrier_seeds"] = len(k0)
-            first = stats.first_stable(sparse, by=("init", "round")).first_stable
-            row["first_stable_k"] = first.iloc[0] if len(first) else np.nan
+            if barriers.rewind_iteration.nunique() > 1:  # with θ0 alone, "none stable" would read as "not measured"
+                first = stats.first_stable(sparse, by=("init", "round")).first_stable
+                row["first_stable_k"] = first.iloc[0] if len(first) else np.nan
         if pai is not None and (p := pai[(pai.init == init) & (pai["round"] == pai["round"].max())]).size:
             means = p.groupby("condition").test_acc.mean().drop("ticket")
             d = stats.paired_differences(p, "condition", "ticket", means.idxmax(), by=("round",)).iloc[0]
