@@ -75,3 +75,15 @@ def test_the_components_table_counts_the_levels_with_a_draw_or_an_order_effect()
     assert values["xavier_normal.draw_effects"] == 2 and values["xavier_normal.order_effects"] <= 1
     assert float(values["xavier_normal.share_draw"].rstrip("%")) > 40  # the draw dominates half the levels
     assert len(table) == 4
+
+
+def test_percent_bands_stop_at_the_scale_end():
+    summary = pd.DataFrame(dict(mean=[0.9, -0.2], low=[0.5, -1.3], high=[1.3, 0.1]))
+    shown = report.in_percent(summary)
+    assert shown.high.tolist() == [100, 10] and shown.low.tolist() == [50, -100] and shown["mean"].tolist() == [90, -20]
+
+
+def test_log_axis_labels_leave_out_the_ones_that_would_crowd():
+    from ticketlib.analysis.figures import spaced_labels
+    assert spaced_labels([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]) == ["0.01", "", "0.05", "", "0.2", "", "1"]
+    assert spaced_labels([0.125, 0.25, 0.5, 1, 2, 4, 8, 16]) == ["0.125", "", "0.5", "", "2", "", "8", ""]

@@ -94,6 +94,17 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
     return fig
 
 
+def spaced_labels(values, ratio: float = 3.9) -> list[str]:
+    """Tick labels for increasing positive values on a log axis, blank where a label would crowd
+    the last one shown (closer than `ratio` times)."""
+    labels, last = [], None
+    for v in values:
+        shown = last is None or v / last >= ratio
+        labels.append(f"{v:g}" if shown else "")
+        last = v if shown else last
+    return labels
+
+
 def sweep_panels(summary, x: str, xlabel: str, ylabel: str, reference=None, reference_label: str = "",
                  hue: str = "init"):
     """One panel per round (titled by its level), `hue` lines against `x` on a log axis; an optional
@@ -109,11 +120,14 @@ def sweep_panels(summary, x: str, xlabel: str, ylabel: str, reference=None, refe
             ax.axhspan(row.low, row.high, color="0.85", lw=0, zorder=0)
             ax.axhline(row["mean"], color="0.5", lw=0.8, zorder=0, label=reference_label)
         band_plot(ax, at, hue, colours, x=x)
+        for line, (style, marker) in zip([l for l in ax.lines if not l.get_label().startswith(("_", reference_label or "_"))],
+                                          [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")] * 4):
+            line.set(linestyle=style, marker=marker)  # told apart in grey print too
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(values))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(FixedFormatter([f"{v:g}" for v in values]))
-        ax.tick_params(axis="x", labelsize=6)
+        ax.xaxis.set_major_formatter(FixedFormatter(spaced_labels(values)))
+        ax.tick_params(axis="x", labelsize=7)
         ax.set_title(f"{at.weights_remaining.iloc[0]:.1f}% of weights", fontsize=8)
         ax.set(xlabel="", ylabel="")
     handles, labels = axes.flat[0].get_legend_handles_labels()

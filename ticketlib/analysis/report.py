@@ -18,8 +18,9 @@ def ordered(names) -> list[str]:
 
 
 def in_percent(summary: pd.DataFrame) -> pd.DataFrame:
-    """An over_seeds summary with mean, low and high in percent."""
-    return summary.assign(**{c: summary[c] * 100 for c in ("mean", "low", "high")})
+    """An over_seeds summary of fractions (or their differences) with mean, low and high in percent;
+    the bounds stop at ±100, where a t interval over a few seeds can pass the scale's end."""
+    return summary.assign(**{c: (summary[c] * 100).clip(-100, 100) for c in ("mean", "low", "high")})
 
 
 def number(value, digits: int = 1) -> str:

@@ -34,8 +34,8 @@ table caption::before { content: "Table " counter(table) ": "; font-weight: bold
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ccc; }
 </style>
 """
-# Figures float to a page's top or bottom (no half-empty pages) but not past their section;
-# tables stay in place and whole, so a caption never parts from its table.
+# Figures float to a page's top or bottom (no half-empty pages) but not past their section (the
+# appendix keeps them in place); tables stay in place and whole, so a caption never parts from its table.
 TYPST_SETUP = """#set text(size: 10pt)
 #set par(justify: true)
 #show table: set text(size: 8pt)
