@@ -188,11 +188,14 @@ def test_difference_matrix_best_versus_worst_and_summary_table():
     summary = pd.DataFrame([dict(init="a", dense=60.0, dense_low=59.0, dense_high=61.0, matching=14.0,
                                  matching_low=14.0, matching_high=20.0, acc_21=61.0, acc_21_low=60.0,
                                  acc_21_high=62.0, **{"acc_1.8": np.nan, "acc_1.8_low": np.nan,
-                                                      "acc_1.8_high": np.nan}, speedup=1.234, seeds=4, failed=0)])
+                                                      "acc_1.8_high": np.nan}, speedup=1.234, seeds=4, failed=0,
+                                 sparsest=1.8)])
     table = summary_table(summary, [21, 1.8], 21)
-    assert list(table.columns) == ["initializer", "dense accuracy (%)", "sparsest matching dense (%)",
-                                   "not ruled out / confirmed (%)", "accuracy at 21% (%)", "early-stop speed-up at 21%"]
+    assert list(table.columns) == ["initializer", "dense (%)", "matches dense down to (%)",
+                                   "not ruled out / confirmed (%)", "at 21% (%)", "speed-up at 21%"]
     assert table.iloc[0].tolist() == ["a", "60.0 [59.0, 61.0]", "14.0", "14.0 / 20.0", "61.0 [60.0, 62.0]", 1.23]
+    censored = summary_table(summary.assign(matching=1.8), [21], 21)  # matching at the sparsest tested: at least that far
+    assert censored["matches dense down to (%)"].iloc[0] == "≤ 1.8"
 
 
 def test_sameness_is_claimed_by_the_equivalence_bound_not_by_missing_significance():

@@ -47,14 +47,18 @@ def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFr
         return [with_ci(*row) for row in summary[[prefix, f"{prefix}_low", f"{prefix}_high"]].values]
     def seeds_allow(row):  # a range of levels, not an interval: written apart from the t intervals
         return "—" if np.isnan(row.matching) else f"{row.matching_low:.1f} / {row.matching_high:.1f}"
-    columns = {"initializer": summary.init, "dense accuracy (%)": cells("dense"),
-               "sparsest matching dense (%)": [f"{m:.1f}" if not np.isnan(m) else "—" for m in summary.matching],
+    sparsest = summary.sparsest.min()
+
+    def matching(m):  # at the sparsest level tested the tickets match at least that far: censored
+        return "—" if np.isnan(m) else f"≤ {m:.1f}" if np.isclose(m, sparsest) else f"{m:.1f}"
+    columns = {"initializer": summary.init, "dense (%)": cells("dense"),
+               "matches dense down to (%)": [matching(m) for m in summary.matching],
                "not ruled out / confirmed (%)": [seeds_allow(row) for row in summary.itertuples()]}
     for level in levels:
-        columns[f"accuracy at {level:g}% (%)"] = cells(f"acc_{level:g}")
-    columns[f"early-stop speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
+        columns[f"at {level:g}% (%)"] = cells(f"acc_{level:g}")
+    columns[f"speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
     if "censored" in summary:
-        columns["early stop at the budget's end (run-rounds)"] = [f"{c} of {n}" for c, n in zip(summary.censored, summary.run_rounds)]
+        columns["censored run-rounds"] = [f"{c} of {n}" for c, n in zip(summary.censored, summary.run_rounds)]
     if summary.failed.any():
         columns["failed runs (of seeds)"] = [f"{f} of {s}" for f, s in zip(summary.failed, summary.seeds)]
     table = pd.DataFrame(columns)

@@ -350,7 +350,8 @@ def initializer_summary(stops: pd.DataFrame, levels=(21.1, 7.0, 3.6, 1.8), toler
     for init, runs in tickets.groupby("init"):
         at = {r: g for r, g in runs.groupby("round")}
         dense = at[0].set_index("seed")
-        row = dict(init=init, seeds=runs.seed.nunique(), failed=runs[failed[runs.index]].seed.nunique())
+        row = dict(init=init, seeds=runs.seed.nunique(), failed=runs[failed[runs.index]].seed.nunique(),
+                   sparsest=runs.weights_remaining.min())
         if "censored" in runs:
             alive = runs[~failed[runs.index]]
             row["censored"], row["run_rounds"] = int(alive.censored.sum()), len(alive)
