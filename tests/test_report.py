@@ -87,3 +87,15 @@ def test_log_axis_labels_leave_out_the_ones_that_would_crowd():
     from ticketlib.analysis.figures import spaced_labels
     assert spaced_labels([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]) == ["0.01", "", "0.05", "", "0.2", "", "1"]
     assert spaced_labels([0.125, 0.25, 0.5, 1, 2, 4, 8, 16]) == ["0.125", "", "0.5", "", "2", "", "8", ""]
+
+
+def test_the_instability_table_names_the_largest_mean_barrier():
+    rows = [dict(init=init, seed=s, k="θ0 (k = 0)", rewind_iteration=0, round=r, weights_remaining=100 * 0.8 ** r,
+                 barrier=(0.03 if (init, r) == ("normal", 1) else 0.001) + 0.001 * s)
+            for init in ("normal", "xavier_normal") for s in range(3) for r in range(3)]
+    barriers = pd.DataFrame(rows)
+    tickets = barriers.assign(condition="ticket", test_acc=0.9)
+    table, values = report.instability_table(barriers, tickets)
+    assert values["largest_barrier"] == "3.1" and values["largest_barrier_init"] == "normal"
+    assert values["largest_barrier_level"] == "80.0" and values["stable"] == "2"
+    assert values["normal.barrier_dense"] == "0.2 [0.0, 0.4]"  # −0.05 prints as 0.0, not −0.0

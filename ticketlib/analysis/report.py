@@ -498,13 +498,18 @@ def rewind_order(label: str) -> int:
 def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, dict]:
     """Per initializer and rewind point, at up to `most` levels: the error barrier (points, mean
     [95% t] over seeds) and the tickets' test accuracy; the first k whose mean barrier is under
-    stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level."""
+    stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level,
+    and the largest mean barrier at any level."""
     last = int(barriers["round"].max())
     shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
     level = barriers.groupby("round").weights_remaining.first()
     stable = stats.first_stable(barriers[barriers["round"].isin(shown)], by=("init", "round"))
     rows, values = [], dict(stable=f"{stats.STABLE * 100:g}", sparsest=f"{level[last]:.1f}",
                             seeds=int(barriers.seed.nunique()))
+    means = barriers.groupby(["init", "k", "round"]).barrier.mean()
+    init, _, r = means.idxmax()
+    values |= dict(largest_barrier=f"{means.max() * 100:.1f}", largest_barrier_init=init,
+                   largest_barrier_level=f"{level[r]:.1f}")  # the largest mean over seeds at any level
     for init in ordered(barriers.init):
         for k in sorted(barriers[barriers.init == init].k.unique(), key=rewind_order):
             row = {"initializer": init, "rewind": k}
