@@ -99,3 +99,14 @@ def test_the_instability_table_names_the_largest_mean_barrier():
     assert values["largest_barrier"] == "3.1" and values["largest_barrier_init"] == "normal"
     assert values["largest_barrier_level"] == "80.0" and values["stable"] == "2"
     assert values["normal.barrier_dense"] == "0.2 [0.0, 0.4]"  # −0.05 prints as 0.0, not −0.0
+
+
+def test_the_controls_table_shows_any_registered_condition_beside_the_ticket():
+    rows = [dict(init="xavier_normal", seed=s, condition=c, round=r, weights_remaining=100 * 0.8 ** r,
+                 test_acc=0.97 - (0.02 if c == "sign_kept" and r else 0) + 0.001 * s)
+            for s in range(3) for c in ("ticket", "sign_kept", "rescaled") for r in range(2)]
+    stops = pd.DataFrame(rows)
+    accuracy = report.in_percent(stats.by_level(stops, "test_acc", keys=["init", "condition"]))
+    table = report.controls_table(accuracy, stats.control_gaps(stops, 1))
+    assert list(table.columns[:4]) == ["initializer", "ticket", "sign_kept", "rescaled"]
+    assert table["ticket − sign_kept (points)"].iloc[0].startswith("2.0 [")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ticketlib.analysis import stats
-from ticketlib.names import FAMILIES
+from ticketlib.names import CONDITIONS, FAMILIES
 from ticketlib.names import SCHEMES as INITIALIZERS
 
 
@@ -148,7 +148,7 @@ def controls_table(accuracy: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     gap over each control."""
     last = accuracy[accuracy["round"] == accuracy["round"].max()]
     table = last.pivot(index="init", columns="condition", values="mean").round(1)
-    table = table[[c for c in ("ticket", "reinit", "random") if c in table]].reindex(ordered(last.init))
+    table = table[[c for c in CONDITIONS if c in table]].reindex(ordered(last.init))
     for control, group in gaps[gaps.init != "all"].groupby("control"):
         cells = group.set_index("init").apply(lambda g: with_ci(g.gap * 100, g.low * 100, g.high * 100), axis=1)
         table[f"ticket − {control} (points)"] = cells
