@@ -110,3 +110,18 @@ def test_the_controls_table_shows_any_registered_condition_beside_the_ticket():
     table = report.controls_table(accuracy, stats.control_gaps(stops, 1))
     assert list(table.columns[:4]) == ["initializer", "ticket", "sign_kept", "rescaled"]
     assert table["ticket − sign_kept (points)"].iloc[0].startswith("2.0 [")
+
+
+def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():
+    rows = [dict(init=init, scale=scale, lr=0.0012, lr_rule=rule, seed=s, condition="ticket", round=r,
+                 weights_remaining=100 * 0.8 ** r, censored=False, failed=False,
+                 test_acc=0.95 + (0.02 if rule == "relative" and scale == 4 and r else 0) + 0.001 * s)
+            for init, scale in (("xavier_normal", 1.0), ("xavier_normal", 4.0)) for rule in (None, "relative")
+            for s in range(3) for r in range(2)]
+    stops = report.with_setting(pd.DataFrame(rows))
+    table, values = report.lr_table(stops)
+    assert sorted(stops.setting.unique()) == ["lr 0.0012", "relative, lr 0.0012"]
+    assert values["xavier_normal_4x.relative_lr_0.0012.gain"].startswith("2.0 [")
+    assert values["xavier_normal.relative_lr_0.0012.gain"].startswith("0.0 [")
+    assert values["xavier_normal_4x.lr_0.0012.sparsest"] == "95.1" and values["level"] == "80.0"
+    assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 6"

@@ -133,7 +133,7 @@ def imp_values(table: pd.DataFrame, accuracy: pd.DataFrame) -> dict:
     stops = table[table.is_early_stop.astype(bool)]
     values = dict(seeds=table.seed.nunique(), schemes=", ".join(ordered(table.init)), scheme_count=table.init.nunique(),
                   rounds=int(table["round"].max()) + 1,
-                  iterations=int(table.iteration.max()), sparsest=f"{accuracy.weights_remaining.min():.1f}",
+                  iterations=f"{int(table.iteration.max()):,}", sparsest=f"{accuracy.weights_remaining.min():.1f}",
                   eval_every="—" if pd.isna(config.get("eval_every")) else int(config["eval_every"]),
                   stopped_early=f"{(stops.iteration < table.iteration.max()).mean() * 100:.0f}")  # % of run-rounds
     for label, r in (("dense", 0), ("last", accuracy["round"].max())):
@@ -417,6 +417,11 @@ def with_setting(stops: pd.DataFrame) -> pd.DataFrame:
     return stops.assign(setting=setting, scheme=scheme).drop(columns=[c for c in ("lr", "lr_rule") if c in stops])
 
 
+def setting_key(scheme: str, setting: str) -> str:
+    """A value name for the paper: 'xavier_normal 4×', 'relative, lr 0.0012' → 'xavier_normal_4x.relative_lr_0.0012'."""
+    return f"{scheme.replace(' ', '_').replace('×', 'x')}.{setting.replace(', ', '_').replace(' ', '_')}"
+
+
 def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Per scheme and learning-rate setting: test accuracy at early stop dense and at the sparsest
     level (mean [95% t]), censored run-rounds; values: each setting against lr 0.0012 at the
@@ -443,10 +448,10 @@ def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
                 d = stats.paired_differences(mine[mine["round"] == last], "setting", setting, base, by=("round",))
                 cell = paired_cell(d.iloc[0]) if len(d) else "—"
                 row[f"− lr 0.0012 at {level:.1f}% (points)"] = cell
-                values[f"{scheme.replace(' ', '_')}.{setting.replace(', ', '_').replace(' ', '_')}.gain"] = cell
+                values[f"{setting_key(scheme, setting)}.gain"] = cell
             else:
                 row[f"− lr 0.0012 at {level:.1f}% (points)"] = ""
-            key = f"{scheme.replace(' ', '_')}.{setting.replace(', ', '_').replace(' ', '_')}"
+            key = setting_key(scheme, setting)
             for r, label in ((0, "dense"), (last, "sparsest")):
                 values[f"{key}.{label}"] = f"{runs[runs['round'] == r].test_acc.mean() * 100:.1f}"
             rows.append(row)
