@@ -133,7 +133,8 @@ def cli_run(tmp_path, data_root) -> subprocess.Popen:
     (tmp_path / "grid.yaml").write_text(json.dumps(spec))  # JSON is YAML
     return subprocess.Popen([sys.executable, "-m", "ticketlib", "run", "--config", str(tmp_path / "grid.yaml"),
                              "--store", str(tmp_path / "runs"), "--data-root", str(data_root), "--workers", "2",
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job inherits it ignored
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow their parent on Linux")
