@@ -59,11 +59,16 @@ def sparsity_axis(ax, levels, most_ticks: int = 5) -> None:
     ax.set_xlabel("weights remaining (%, log scale)")
 
 
-def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining") -> None:
-    """Mean line with its interval band per `hue` value; summary has columns x, mean, low, high."""
-    for name, group in summary.groupby(hue, sort=True):
+LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # told apart in grey print too
+
+
+def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining", styled: bool = False) -> None:
+    """Mean line with its interval band per `hue` value; summary has columns x, mean, low, high;
+    `styled`: each line also its own dash and marker."""
+    for i, (name, group) in enumerate(summary.groupby(hue, sort=True)):
         group = group.sort_values(x)
-        ax.plot(group[x], group["mean"], marker="o" if len(group) < 30 else None, markersize=3,
+        style, marker = LINE_STYLES[i % len(LINE_STYLES)] if styled else ("-", "o")
+        ax.plot(group[x], group["mean"], linestyle=style, marker=marker if len(group) < 30 else None, markersize=3,
                 color=colours[name], label=str(name))
         ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
 
@@ -119,10 +124,7 @@ def sweep_panels(summary, x: str, xlabel: str, ylabel: str, reference=None, refe
             row = mark.iloc[0]
             ax.axhspan(row.low, row.high, color="0.85", lw=0, zorder=0)
             ax.axhline(row["mean"], color="0.5", lw=0.8, zorder=0, label=reference_label)
-        band_plot(ax, at, hue, colours, x=x)
-        for line, (style, marker) in zip([l for l in ax.lines if not l.get_label().startswith(("_", reference_label or "_"))],
-                                          [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")] * 4):
-            line.set(linestyle=style, marker=marker)  # told apart in grey print too
+        band_plot(ax, at, hue, colours, x=x, styled=True)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(values))
         ax.xaxis.set_minor_locator(NullLocator())
@@ -177,7 +179,7 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
         spare.legend(handles.values(), handles.keys(), loc="center", ncol=2, fontsize=6, handlelength=1.2,
                      title="grey: the other schemes", title_fontsize=6)
         fig.tight_layout()
-    else:
+    else:  # no empty slot: the legend below the panels
         rows_of_legend = -(-len(handles) // 4)
         fig.tight_layout(rect=(0, 0.03 * rows_of_legend * 2.2 / (2.2 * rows + 0.3) * 3, 1, 1))
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=6)

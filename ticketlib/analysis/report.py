@@ -38,6 +38,12 @@ def with_ci(mean, low, high, digits: int = 1) -> str:
     return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
+def matching_cell(level: float, sparsest: float) -> str:
+    """The sparsest level matching dense; '≤' where it is the sparsest tested (the tickets match at
+    least that far: censored by the schedule); '—' where undefined."""
+    return "—" if np.isnan(level) else f"≤ {level:.1f}" if np.isclose(level, sparsest) else f"{level:.1f}"
+
+
 def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFrame:
     """initializer_summary as the paper's table: 'mean [low, high]' cells; levels never reached dropped;
     a column of failed runs when any run failed."""
@@ -47,12 +53,8 @@ def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFr
         return [with_ci(*row) for row in summary[[prefix, f"{prefix}_low", f"{prefix}_high"]].values]
     def seeds_allow(row):  # a range of levels, not an interval: written apart from the t intervals
         return "—" if np.isnan(row.matching) else f"{row.matching_low:.1f} / {row.matching_high:.1f}"
-    sparsest = summary.sparsest.min()
-
-    def matching(m):  # at the sparsest level tested the tickets match at least that far: censored
-        return "—" if np.isnan(m) else f"≤ {m:.1f}" if np.isclose(m, sparsest) else f"{m:.1f}"
     columns = {"initializer": summary.init, "dense (%)": cells("dense"),
-               "matches dense down to (%)": [matching(m) for m in summary.matching],
+               "matches dense down to (%)": [matching_cell(m, summary.sparsest.min()) for m in summary.matching],
                "not ruled out / confirmed (%)": [seeds_allow(row) for row in summary.itertuples()]}
     for level in levels:
         columns[f"at {level:g}% (%)"] = cells(f"acc_{level:g}")
@@ -218,6 +220,12 @@ def scale_values(stops: pd.DataFrame, accuracy: pd.DataFrame, round_: int) -> di
     return values
 
 
+def pairs_among(pairs: pd.DataFrame, names) -> pd.DataFrame:
+    """The rows of pairwise_comparisons whose two schemes are both in `names` (Holm's adjustment
+    stays the one over all pairs)."""
+    return pairs[pairs.a.isin(names) & pairs.b.isin(names)]
+
+
 def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame, chance: float,
                    summary: pd.DataFrame) -> dict:
     """The sparsest level's best and worst scheme, the significant pairs (all, and among the schemes
@@ -225,7 +233,7 @@ def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFra
     overlaps; `summary` is initializer_summary's."""
     last = int(stops["round"].max())
     scaled = fan_scaled(stops.init.unique())
-    among = pairs[pairs.a.isin(scaled) & pairs.b.isin(scaled)]
+    among = pairs_among(pairs, scaled)
     means = stops[(stops["round"] == last) & stops.init.isin(scaled)].groupby("init").test_acc.mean() * 100
     matching = summary[summary.init.isin(scaled)].matching
     return {"sparsest": f"{stops[stops['round'] == last].weights_remaining.iloc[0]:.1f}",
@@ -512,9 +520,9 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     rows, values = [], dict(stable=f"{stats.STABLE * 100:g}", sparsest=f"{level[last]:.1f}",
                             seeds=int(barriers.seed.nunique()))
     means = barriers.groupby(["init", "k", "round"]).barrier.mean()
-    init, _, r = means.idxmax()
-    values |= dict(largest_barrier=f"{means.max() * 100:.1f}", largest_barrier_init=init,
-                   largest_barrier_level=f"{level[r]:.1f}")  # the largest mean over seeds at any level
+    largest_init, _, largest_round = means.idxmax()
+    values |= dict(largest_barrier=f"{means.max() * 100:.1f}", largest_barrier_init=largest_init,
+                   largest_barrier_level=f"{level[largest_round]:.1f}")  # the largest mean over seeds at any level
     for init in ordered(barriers.init):
         for k in sorted(barriers[barriers.init == init].k.unique(), key=rewind_order):
             row = {"initializer": init, "rewind": k}
@@ -637,11 +645,9 @@ def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
         return [with_ci(m, lo, hi) for m, lo, hi in card[[name, f"{name}_low", f"{name}_high"]].to_numpy()]
     level, controls = card.sparsest_level.iloc[0], card.controls_level.dropna()
     at = f" at {controls.iloc[0]:.1f}%" if len(controls) else ""
-    def matching(m):  # at the sparsest level tested the tickets match at least that far: censored
-        return "—" if np.isnan(m) else f"≤ {m:.1f}" if np.isclose(m, level) else f"{m:.1f}"
     table = pd.DataFrame({
         "initializer": card.initializer,
-        "sparsest matching dense (%)": [matching(m) for m in card.matching],
+        "sparsest matching dense (%)": [matching_cell(m, level) for m in card.matching],
         "mean accuracy over log density (%)": cells("area"),
         f"ticket − reinit{at}": cells("ticket_minus_reinit"),
         f"ticket − random{at}": cells("ticket_minus_random"),

@@ -224,12 +224,12 @@ def readable_inputs(x: np.ndarray) -> bool:
 
 def as_float_inputs(x: np.ndarray) -> torch.Tensor:
     """uint8 images N×H×W(×C) → float N×C×H×W in [0, 1]; float N×D stays N×D."""
-    if x.dtype == np.uint8 and x.ndim in (3, 4):
-        x = torch.from_numpy(x).float() / 255
-        return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-    if readable_inputs(x):
+    if not readable_inputs(x):
+        raise TicketError(f"inputs must be {INPUT_KINDS}; got {x.dtype} {x.shape}")
+    if x.dtype != np.uint8:
         return torch.from_numpy(x).float()
-    raise TicketError(f"inputs must be {INPUT_KINDS}; got {x.dtype} {x.shape}")
+    x = torch.from_numpy(x).float() / 255
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 
 
 def split_and_normalise(x_train, y_train, x_test, y_test, val_size: int, input_norm: str = "standardize") -> Data:
