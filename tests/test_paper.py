@@ -8,7 +8,7 @@ from ticketlib.analysis.results import load_grid
 from ticketlib.errors import TicketError
 from ticketlib.imp.export import export_grid
 from ticketlib.paper.artefacts import Outputs
-from ticketlib.paper.build import build, check_provenance, fill, number_references
+from ticketlib.paper.build import apostrophes, build, check_provenance, fill, number_references
 
 TEMPLATE = """---
 title: A test paper
@@ -164,3 +164,8 @@ def test_exploratory_outputs_never_touch_the_study(tmp_path):
     Outputs([], publish=False, root=tmp_path).values({"x": 1})
     assert (tmp_path / "build" / "exploratory" / "generated" / "values.json").is_file()
     assert not (tmp_path / "paper").exists() and not (tmp_path / "figures").exists()
+
+
+def test_apostrophes_close_after_brackets_and_digits_but_not_in_raw_text():
+    assert apostrophes("N(0, 1)'s and θ0's and al.'s") == "N(0, 1)’s and θ0’s and al.’s"
+    assert apostrophes("a 'quote' and `raw 'text'`") == "a 'quote’ and `raw 'text'`"  # an opening ' stays smart

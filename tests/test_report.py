@@ -99,6 +99,16 @@ def test_the_instability_table_names_the_largest_mean_barrier():
     assert values["largest_barrier"] == "3.1" and values["largest_barrier_init"] == "normal"
     assert values["largest_barrier_level"] == "80.0" and values["stable"] == "2"
     assert values["normal.barrier_dense"] == "0.2 [0.0, 0.4]"  # −0.05 prints as 0.0, not −0.0
+    assert values["largest_upper"] == "3.3" and values["largest_upper_init"] == "normal"  # 3.1 + 4.303 × 0.1 / √3
+    assert "rewind" not in table  # one rewind point: the caption says which
+
+
+def test_barrier_intervals_stop_at_zero():
+    rows = [dict(init="normal", seed=s, k="θ0 (k = 0)", rewind_iteration=0, round=r, weights_remaining=100 * 0.8 ** r,
+                 barrier=0.03 if s == 2 else 0.0) for s in range(3) for r in range(2)]
+    barriers = pd.DataFrame(rows)
+    _, values = report.instability_table(barriers, barriers.assign(condition="ticket", test_acc=0.9))
+    assert values["normal.barrier_sparsest"] == "1.0 [0.0, 5.3]"  # the t interval's low end, −3.3, is cut at 0
 
 
 def test_the_controls_table_shows_any_registered_condition_beside_the_ticket():

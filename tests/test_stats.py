@@ -262,6 +262,7 @@ def test_control_values_separate_the_fan_scaled_schemes():
     assert values["ticket_minus_random"].startswith("−5.7 [")  # (−30 + 4 + 6) / 3 + 1 (the mean seed)
     assert values["scaled_ticket_minus_random"].startswith("6.0 [")  # (4 + 6) / 2 + 1: the fan-scaled schemes only
     assert (values["normal.ticket"], values["normal.random"]) == ("61.0", "90.0")  # the unscaled scheme's accuracies
+    assert values["kaiming_normal.ticket_minus_random"].startswith("5.0 [")  # 4 + 1 (the mean seed), per scheme
 
 
 def test_scale_values_pair_the_two_shapes_within_each_seed():

@@ -179,10 +179,10 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
         spare.legend(handles.values(), handles.keys(), loc="center", ncol=2, fontsize=6, handlelength=1.2,
                      title="grey: the other schemes", title_fontsize=6)
         fig.tight_layout()
-    else:  # no empty slot: the legend below the panels
+    else:  # no empty slot: the legend above the panels, clear of the x label below them
         rows_of_legend = -(-len(handles) // 4)
-        fig.tight_layout(rect=(0, 0.03 * rows_of_legend * 2.2 / (2.2 * rows + 0.3) * 3, 1, 1))
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=6)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.03 * rows_of_legend * 2.2 / (2.2 * rows + 0.3) * 3))
+        fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=4, fontsize=6)
     return fig
 
 

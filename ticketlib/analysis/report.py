@@ -164,7 +164,8 @@ def fan_scaled(names) -> list[str]:
 
 def controls_values(stops: pd.DataFrame, gaps: pd.DataFrame) -> dict:
     """The ticket's mean gap to each control at the last round over all schemes (`gaps`' 'all' rows)
-    and over the fan-scaled ones (`scaled_*`), each seed's mean over schemes with a t interval."""
+    and over the fan-scaled ones (`scaled_*`), each seed's mean over schemes with a t interval;
+    and per scheme (`INIT.ticket_minus_CONTROL`)."""
     last = int(stops["round"].max())
     scaled = stats.control_gaps(stops[stops.init.isin(fan_scaled(stops.init.unique()))], last)
     values = dict(sparsest=f"{stops[stops['round'] == last].weights_remaining.iloc[0]:.1f}",
@@ -172,6 +173,8 @@ def controls_values(stops: pd.DataFrame, gaps: pd.DataFrame) -> dict:
     for prefix, table in (("", gaps), ("scaled_", scaled)):
         for control, row in table[table.init == "all"].set_index("control").iterrows():
             values[f"{prefix}ticket_minus_{control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
+    for row in gaps[gaps.init != "all"].itertuples():
+        values[f"{row.init}.ticket_minus_{row.control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
     at = stops[(stops["round"] == last) & stops.init.isin(UNSCALED)]
     for (init, condition), acc in at.groupby(["init", "condition"]).test_acc:  # where the controls reverse
         values[f"{init}.{condition}"] = f"{acc.mean() * 100:.1f}"
@@ -512,7 +515,12 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     """Per initializer and rewind point, at up to `most` levels: the error barrier (points, mean
     [95% t] over seeds) and the tickets' test accuracy; the first k whose mean barrier is under
     stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level,
-    and the largest mean barrier at any level."""
+    the largest mean barrier at any level and the largest upper interval end. A barrier is never
+    negative (the path's maximum includes its ends), so intervals are cut at 0."""
+    def cell(b):
+        mean, low, high = stats.mean_ci(b)
+        return with_ci(mean, max(low, 0.0), high)
+
     last = int(barriers["round"].max())
     shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
     level = barriers.groupby("round").weights_remaining.first()
@@ -523,21 +531,26 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     largest_init, _, largest_round = means.idxmax()
     values |= dict(largest_barrier=f"{means.max() * 100:.1f}", largest_barrier_init=largest_init,
                    largest_barrier_level=f"{level[largest_round]:.1f}")  # the largest mean over seeds at any level
+    upper = barriers.groupby(["init", "k", "round"]).barrier.apply(lambda b: stats.mean_ci(b * 100)[2])
+    upper_init, _, upper_round = upper.idxmax()
+    values |= dict(largest_upper=f"{upper.max():.1f}", largest_upper_init=upper_init,
+                   largest_upper_level=f"{level[upper_round]:.1f}")
     for init in ordered(barriers.init):
         for k in sorted(barriers[barriers.init == init].k.unique(), key=rewind_order):
             row = {"initializer": init, "rewind": k}
             for r in shown:
                 b = barriers[(barriers.init == init) & (barriers.k == k) & (barriers["round"] == r)].barrier * 100
                 a = tickets[(tickets.init == init) & (tickets.k == k) & (tickets["round"] == r)].test_acc * 100
-                row[f"{level[r]:.1f}%: barrier / accuracy"] = f"{with_ci(*stats.mean_ci(b))} / {a.mean():.1f}"
+                row[f"{level[r]:.1f}%: barrier / accuracy"] = f"{cell(b)} / {a.mean():.1f}"
                 if k.startswith("θ0") and r in (0, last):
-                    values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = with_ci(*stats.mean_ci(b))
+                    values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = cell(b)
             rows.append(row)
         for r in shown:
             first = stable[(stable.init == init) & (stable["round"] == r)].first_stable
             k_first = first.iloc[0] if len(first) else np.nan
             values[f"{init}.first_stable_{r}"] = "none" if pd.isna(k_first) else f"{int(k_first)}"
-    return pd.DataFrame(rows), values
+    table = pd.DataFrame(rows)
+    return (table.drop(columns="rewind") if table.rewind.nunique() == 1 else table), values  # one k: said in the caption
 
 
 def pai_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

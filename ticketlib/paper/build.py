@@ -39,6 +39,8 @@ th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ccc; }
 TYPST_SETUP = """#set text(size: 10pt)
 #set par(justify: true)
 #show table: set text(size: 8pt)
+#show table.cell: set text(hyphenate: false)
+#show table.cell: set par(justify: false)
 #show figure.where(kind: image): set figure(placement: auto)
 #show heading.where(level: 1): it => { place.flush(); it }
 """
@@ -152,6 +154,16 @@ def provenance_table(grids: list[dict], results: Path) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+RAW = re.compile(r"(```[\s\S]*?```|`[^`\n]*`)")
+
+
+def apostrophes(typst_source: str) -> str:
+    """Pandoc writes ’ as ', and Typst's smart quotes open a quote after ')', '.' or a digit
+    ("N(0, 1)‘s"): every ' that follows a non-space character outside raw text becomes ’."""
+    parts = RAW.split(typst_source)
+    return "".join(p if i % 2 else re.sub(r"(?<=\S)'", "’", p) for i, p in enumerate(parts))
+
+
 def build(paper_dir="paper", figures="figures", out_dir="paper", results="results") -> list[Path]:
     """paper.md (+ references.bib) → paper.html and paper.pdf; returns the two paths."""
     import pypandoc
@@ -195,7 +207,7 @@ def build(paper_dir="paper", figures="figures", out_dir="paper", results="result
     marker = "#show: doc => conf("
     if marker not in source:
         raise TicketError("pandoc's Typst template has no `#show: doc => conf(`: update TYPST_SETUP's hook")
-    typ.write_text(source.replace(marker, TYPST_SETUP + marker, 1))
+    typ.write_text(apostrophes(source).replace(marker, TYPST_SETUP + marker, 1))
     # the same sources give the same bytes: the PDF's date is SOURCE_DATE_EPOCH (reproducible builds), else 1970
     typst.compile(str(typ), output=str(pdf), root="/", timestamp=int(os.environ.get("SOURCE_DATE_EPOCH", 0)))
     typ.unlink()
