@@ -55,10 +55,10 @@ def summary_table(summary: pd.DataFrame, levels, speedup_at: float) -> pd.DataFr
         return "—" if np.isnan(row.matching) else f"{row.matching_low:.1f} / {row.matching_high:.1f}"
     columns = {"initializer": summary.init, "dense (%)": cells("dense"),
                "matches dense down to (%)": [matching_cell(m, summary.sparsest.min()) for m in summary.matching],
-               "not ruled out / confirmed (%)": [seeds_allow(row) for row in summary.itertuples()]}
+               "not ruled out / above dense (%)": [seeds_allow(row) for row in summary.itertuples()]}
     for level in levels:
         columns[f"at {level:g}% (%)"] = cells(f"acc_{level:g}")
-    columns[f"speed-up at {speedup_at:g}%"] = summary.speedup.round(2)
+    columns[f"speed-up at {speedup_at:g}%"] = ["—" if np.isnan(x) else f"{x:.2f}" for x in summary.speedup]
     if "censored" in summary:
         columns["censored run-rounds"] = [f"{c} of {n}" for c, n in zip(summary.censored, summary.run_rounds)]
     if summary.failed.any():
@@ -490,7 +490,7 @@ def components_table(parts: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, 
         row = {"initializer": p.init, "weights remaining (%)": f"{p.weights_remaining:.1f}"}
         for key, label in SOURCES.items():
             row[f"{label}: SD (share)"] = f"{getattr(p, f'sd_{key}') * 100:.2f} ({getattr(p, f'share_{key}'):.0%})"
-        row["p (draw, order)"] = f"{p.p_draw:.2g}, {p.p_order:.2g}"
+        row["p (draw, order)"] = f"{p.p_draw:.3f}, {p.p_order:.3f}"
         rows.append(row)
     values = {}
     for init, group in parts.groupby("init"):
