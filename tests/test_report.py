@@ -135,3 +135,16 @@ def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():
     assert values["xavier_normal.relative_lr_0.0012.gain"].startswith("0.0 [")
     assert values["xavier_normal_4x.lr_0.0012.sparsest"] == "95.1" and values["level"] == "80.0"
     assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 6"
+
+
+def test_the_pai_table_pairs_the_ticket_with_the_best_method_at_init():
+    accuracy = {"ticket": 0.98, "snip": 0.95, "synflow": 0.96}
+    rows = [dict(init="xavier_normal", seed=s, condition=c, round=r, weights_remaining=level,
+                 test_acc=acc - (0.01 * r if c != "ticket" else 0) + 0.001 * s)
+            for s in range(3) for c, acc in accuracy.items() for r, level in enumerate((100.0, 7.0, 2.0))]
+    table, values = report.pai_table(pd.DataFrame(rows))
+    assert (values["middle"], values["sparsest"], values["seeds"]) == ("7.0", "2.0", 3)
+    assert values["xavier_normal.sparsest.best"] == "synflow"  # 0.96 − 0.02 beats 0.95 − 0.02
+    assert values["xavier_normal.sparsest.gap"].startswith("4.0 [")  # 98.0 − 94.0, the same in every seed
+    assert values["xavier_normal.middle.snip"] == "94.1"  # 0.95 − 0.01 + the mean seed's 0.001
+    assert len(table) == 1 and table.iloc[0]["2.0%: best at init (%)"] == "synflow 94.1"

@@ -15,7 +15,7 @@ WIDTH = 6.3  # inches: the text width of an A4 page with 2.5 cm margins
 # colorblind-palette index per condition: distinct within any figure that shows them together (the
 # controls; the mechanism probes; each pruning-at-init method, whose _global variant shares its colour)
 CONDITION_COLOURS = {"ticket": 0, "reinit": 1, "random": 2, "copy": 3, "sign_kept": 4, "random_signs": 5,
-                     "shuffled": 6, "rescaled": 7, "init_magnitude": 8, "snip": 9, "grasp": 1, "synflow": 2}
+                     "shuffled": 6, "rescaled": 7, "init_magnitude": 8, "snip": 4, "grasp": 1, "synflow": 2}
 
 
 def set_style() -> None:

@@ -555,7 +555,8 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
 
 def pai_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Per initializer, at a middle level and the sparsest: the ticket's accuracy, the best
-    pruning-at-initialization condition (by mean) and the ticket − best gap paired by seed."""
+    pruning-at-initialization condition (by mean) and the ticket − best gap paired by seed; values
+    also each condition's mean accuracy (INIT.LEVEL.CONDITION)."""
     last = int(stops["round"].max())
     middle = stats.nearest_round(stops, 7.0)
     level = stops.groupby("round").weights_remaining.first()
@@ -574,7 +575,9 @@ def pai_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             row[f"{level[r]:.1f}%: best at init (%)"] = f"{best} {methods.max() * 100:.1f}"
             row[f"{level[r]:.1f}%: ticket − best (points)"] = paired_cell(d)
             values[f"{init}.{label}.best"] = best
+            values[f"{init}.{label}.best_acc"] = f"{methods.max() * 100:.1f}"
             values[f"{init}.{label}.gap"] = paired_cell(d)
+            values |= {f"{init}.{label}.{condition}": f"{acc * 100:.1f}" for condition, acc in means.items()}
         rows.append(row)
     return pd.DataFrame(rows), values
 
@@ -637,6 +640,7 @@ def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFr
             sparse = b[b["round"] == b["round"].max()]
             k0 = sparse[sparse.rewind_iteration == 0].barrier * 100
             row |= dict(zip(("barrier_k0", "barrier_k0_low", "barrier_k0_high"), stats.mean_ci(k0)))
+            row["barrier_k0_low"] = max(row["barrier_k0_low"], 0.0)  # a barrier is never negative
             row["barrier_seeds"] = len(k0)
             if barriers.rewind_iteration.nunique() > 1:  # with θ0 alone, "none stable" would read as "not measured"
                 first = stats.first_stable(sparse, by=("init", "round")).first_stable
