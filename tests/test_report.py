@@ -130,9 +130,9 @@ def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():
             for s in range(3) for r in range(2)]
     stops = report.with_setting(pd.DataFrame(rows))
     table, values = report.lr_table(stops)
-    assert sorted(stops.setting.unique()) == ["lr 0.0012", "relative, lr 0.0012"]
-    assert values["xavier_normal_4x.relative_lr_0.0012.gain"].startswith("2.0 [")
-    assert values["xavier_normal.relative_lr_0.0012.gain"].startswith("0.0 [")
+    assert sorted(stops.setting.unique()) == ["lr 0.0012", "relative rule, base lr 0.0012"]
+    assert values["xavier_normal_4x.relative_rule_base_lr_0.0012.gain"].startswith("2.0 [")
+    assert values["xavier_normal.relative_rule_base_lr_0.0012.gain"].startswith("0.0 [")
     assert values["xavier_normal_4x.lr_0.0012.sparsest"] == "95.1" and values["level"] == "80.0"
     assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 6"
 

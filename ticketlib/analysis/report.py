@@ -421,15 +421,15 @@ def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame) -> tuple[pd.DataFram
 
 def with_setting(stops: pd.DataFrame) -> pd.DataFrame:
     """Early-stop rows with `setting`, the learning-rate rule and lr as one label ('lr 0.0012',
-    'relative, lr 0.0012'), and `scheme`, the init with its scale where it is not 1 ('xavier_normal 4×')."""
+    'relative rule, base lr 0.0012'), and `scheme`, the init with its scale where it is not 1 ('xavier_normal 4×')."""
     rule = stops["lr_rule"].fillna("constant") if "lr_rule" in stops else pd.Series("constant", index=stops.index)
-    setting = [f"{'relative, ' if r == 'relative' else ''}lr {lr:g}" for r, lr in zip(rule, stops.lr)]
+    setting = [f"{'relative rule, base ' if r == 'relative' else ''}lr {lr:g}" for r, lr in zip(rule, stops.lr)]
     scheme = [init if scale == 1 else f"{init} {scale:g}×" for init, scale in zip(stops.init, stops.scale)]
     return stops.assign(setting=setting, scheme=scheme).drop(columns=[c for c in ("lr", "lr_rule") if c in stops])
 
 
 def setting_key(scheme: str, setting: str) -> str:
-    """A value name for the paper: 'xavier_normal 4×', 'relative, lr 0.0012' → 'xavier_normal_4x.relative_lr_0.0012'."""
+    """A value name for the paper: 'xavier_normal 4×', 'relative rule, base lr 0.0012' → 'xavier_normal_4x.relative_rule_base_lr_0.0012'."""
     return f"{scheme.replace(' ', '_').replace('×', 'x')}.{setting.replace(', ', '_').replace(' ', '_')}"
 
 
