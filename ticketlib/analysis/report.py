@@ -175,8 +175,8 @@ def controls_values(stops: pd.DataFrame, gaps: pd.DataFrame) -> dict:
             values[f"{prefix}ticket_minus_{control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
     for row in gaps[gaps.init != "all"].itertuples():
         values[f"{row.init}.ticket_minus_{row.control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
-    at = stops[(stops["round"] == last) & stops.init.isin(UNSCALED)]
-    for (init, condition), acc in at.groupby(["init", "condition"]).test_acc:  # where the controls reverse
+    at = stops[stops["round"] == last]
+    for (init, condition), acc in at.groupby(["init", "condition"]).test_acc:  # each condition's mean accuracy
         values[f"{init}.{condition}"] = f"{acc.mean() * 100:.1f}"
     return values
 
