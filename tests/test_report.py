@@ -148,3 +148,8 @@ def test_the_pai_table_pairs_the_ticket_with_the_best_method_at_init():
     assert values["xavier_normal.sparsest.gap"].startswith("4.0 [")  # 98.0 − 94.0, the same in every seed
     assert values["xavier_normal.middle.snip"] == "94.1"  # 0.95 − 0.01 + the mean seed's 0.001
     assert len(table) == 1 and table.iloc[0]["2.0%: best at init (%)"] == "synflow 94.1"
+
+
+def test_percent_bands_of_a_never_negative_quantity_stop_at_zero():
+    summary = pd.DataFrame(dict(mean=[0.02], low=[-0.01], high=[0.05]))
+    assert report.in_percent(summary, floor=0).low.tolist() == [0]

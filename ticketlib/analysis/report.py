@@ -17,10 +17,11 @@ def ordered(names) -> list[str]:
     return [n for n in INITIALIZERS if n in present] + sorted(present - set(INITIALIZERS))
 
 
-def in_percent(summary: pd.DataFrame) -> pd.DataFrame:
+def in_percent(summary: pd.DataFrame, floor: float = -100) -> pd.DataFrame:
     """An over_seeds summary of fractions (or their differences) with mean, low and high in percent;
-    the bounds stop at ±100, where a t interval over a few seeds can pass the scale's end."""
-    return summary.assign(**{c: (summary[c] * 100).clip(-100, 100) for c in ("mean", "low", "high")})
+    the bounds stop at 100 and `floor` (0 for a quantity that is never negative), where a t interval
+    over a few seeds can pass the scale's end."""
+    return summary.assign(**{c: (summary[c] * 100).clip(floor, 100) for c in ("mean", "low", "high")})
 
 
 def number(value, digits: int = 1) -> str:
@@ -503,6 +504,13 @@ def components_table(parts: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, 
     return pd.DataFrame(rows), values
 
 
+def barrier_ci(barriers) -> tuple:
+    """stats.mean_ci of error barriers with its low end cut at 0: a barrier is never negative (the
+    path's maximum includes its ends)."""
+    mean, low, high = stats.mean_ci(barriers)
+    return mean, max(low, 0.0), high
+
+
 def rewind_label(k) -> str:
     return "θ0 (k = 0)" if k == 0 else f"k = {int(k):,}"
 
@@ -515,11 +523,7 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     """Per initializer and rewind point, at up to `most` levels: the error barrier (points, mean
     [95% t] over seeds) and the tickets' test accuracy; the first k whose mean barrier is under
     stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level,
-    the largest mean barrier at any level and the largest upper interval end. A barrier is never
-    negative (the path's maximum includes its ends), so intervals are cut at 0."""
-    def cell(b):
-        mean, low, high = stats.mean_ci(b)
-        return with_ci(mean, max(low, 0.0), high)
+    the largest mean barrier at any level and the largest upper interval end (barrier_ci's intervals)."""
 
     last = int(barriers["round"].max())
     shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
@@ -541,9 +545,9 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
             for r in shown:
                 b = barriers[(barriers.init == init) & (barriers.k == k) & (barriers["round"] == r)].barrier * 100
                 a = tickets[(tickets.init == init) & (tickets.k == k) & (tickets["round"] == r)].test_acc * 100
-                row[f"{level[r]:.1f}%: barrier / accuracy"] = f"{cell(b)} / {a.mean():.1f}"
+                row[f"{level[r]:.1f}%: barrier / accuracy"] = f"{with_ci(*barrier_ci(b))} / {a.mean():.1f}"
                 if k.startswith("θ0") and r in (0, last):
-                    values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = cell(b)
+                    values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = with_ci(*barrier_ci(b))
             rows.append(row)
         for r in shown:
             first = stable[(stable.init == init) & (stable["round"] == r)].first_stable
@@ -639,8 +643,7 @@ def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFr
         if barriers is not None and (b := barriers[barriers.init == init]).size:
             sparse = b[b["round"] == b["round"].max()]
             k0 = sparse[sparse.rewind_iteration == 0].barrier * 100
-            row |= dict(zip(("barrier_k0", "barrier_k0_low", "barrier_k0_high"), stats.mean_ci(k0)))
-            row["barrier_k0_low"] = max(row["barrier_k0_low"], 0.0)  # a barrier is never negative
+            row |= dict(zip(("barrier_k0", "barrier_k0_low", "barrier_k0_high"), barrier_ci(k0)))
             row["barrier_seeds"] = len(k0)
             if barriers.rewind_iteration.nunique() > 1:  # with θ0 alone, "none stable" would read as "not measured"
                 first = stats.first_stable(sparse, by=("init", "round")).first_stable
