@@ -19,6 +19,16 @@ def test_inits_lists_every_scheme_with_formula(capsys):
     assert any(line.startswith("kaiming_normal") and "N(0, 2/fan_in)" in line for line in lines)
 
 
+def test_conditions_lists_each_with_its_own_whole_description(capsys):
+    """A copy starts where its ticket does (not from a fresh draw, as reinit); long descriptions are
+    not cut at their first line."""
+    assert main(["conditions"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "fresh draw" in lines["reinit"] and "fresh draw" not in lines["copy"]
+    assert "another data order" in lines["copy"] and "another data order" not in lines["ticket"]
+    assert lines["rescaled"].endswith("Evci et al. 2022).")
+
+
 @pytest.mark.slow
 def test_run_and_results_end_to_end(tmp_path):
     """The console script: a grid from YAML plus flags, a rerun that trains nothing, an export."""

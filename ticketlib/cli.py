@@ -119,9 +119,10 @@ def command_conditions(_args) -> None:
     from ticketlib.imp.conditions import CONDITIONS
     width = max(map(len, CONDITIONS))
     for name, condition in CONDITIONS.items():
-        doc = (condition.start.__doc__ if condition.start else condition.mask.__doc__ or "").strip().splitlines()[0]
-        extra = " (another data order)" if condition.other_order else ""
-        print(f"{name:<{width}}  {doc}{extra}")
+        doc = (condition.start.__doc__ if condition.start else condition.mask.__doc__ or "").strip().split("\n\n")[0]
+        doc = " ".join(doc.split()).removesuffix(".")
+        extra = ", on another data order" if condition.other_order else ""
+        print(f"{name:<{width}}  {doc}{extra}.")
 
 
 def command_run(args) -> None:

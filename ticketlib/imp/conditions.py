@@ -91,7 +91,10 @@ def random_mask(rnd: Round) -> dict:
     return random_prune(rnd.previous("mask"), kept(rnd.ticket_mask), generator(rnd.config["seed"], "random-mask", rnd.r))
 
 
-register_condition("copy", other_order=True)(ticket_mask_copy)  # the ticket again, on another data order
+@register_condition("copy", other_order=True)
+def ticket_mask_same_start(rnd: Round) -> dict:
+    """The ticket's mask and start (θ0, or its rewind point): the barrier's second network."""
+    return rnd.ticket_mask
 
 
 def weights_only(start: StartRule) -> StartRule:
