@@ -70,6 +70,13 @@ def test_references_are_numbered_in_order():
         number_references("@fig:c")
 
 
+def test_appendix_figures_and_tables_count_again_from_a1():
+    text = ("@fig:x, @fig:m and @tbl:y\n![](figures/m){#fig:m}\n# Appendix {-}\n"
+            "![](figures/x){#fig:x}\nTable: Y {#tbl:y}\n![](figures/z){#fig:z} @fig:z")
+    numbered = number_references(text)
+    assert numbered.startswith("Figure A1, Figure 1 and Table A1") and numbered.endswith("Figure A2")
+
+
 def test_build_makes_self_contained_html_and_pdf(paper):
     html, pdf = build(paper / "paper", paper / "figures", paper / "paper", paper / "results")
     page = html.read_text()

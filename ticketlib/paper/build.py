@@ -31,6 +31,9 @@ figure img { max-width: 100%; }
 figcaption::before { content: "Figure " counter(figure) ": "; font-weight: bold; }
 table { counter-increment: table; border-collapse: collapse; margin: 1em auto; font-size: 0.9em; }
 table caption::before { content: "Table " counter(table) ": "; font-weight: bold; }
+h1#appendix { counter-reset: figure table; }
+h1#appendix ~ figure figcaption::before { content: "Figure A" counter(figure) ": "; }
+h1#appendix ~ table caption::before { content: "Table A" counter(table) ": "; }
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ccc; }
 </style>
 """
@@ -70,11 +73,19 @@ def fill(text: str, values: dict, tables: Path) -> str:
     return text
 
 
+APPENDIX = re.compile(r"^# Appendix\b.*$", re.M)
+
+
 def number_references(text: str) -> str:
-    """@fig:x → Figure N and @tbl:x → Table N, N in order of the {#fig:x}/{#tbl:x} labels."""
+    """@fig:x → Figure N and @tbl:x → Table N, N in order of the {#fig:x}/{#tbl:x} labels; after the
+    `# Appendix` heading they count again from A1, so the main text's numbers run in reading order."""
+    split = APPENDIX.search(text)
+    main, appendix = (text[:split.start()], text[split.start():]) if split else (text, "")
     for kind, word in (("fig", "Figure"), ("tbl", "Table")):
-        labels = re.findall(r"\{#" + kind + r":([\w-]+)", text)
-        numbers = {label: i + 1 for i, label in enumerate(labels)}
+        numbers = {}
+        for part, prefix in ((main, ""), (appendix, "A")):
+            labels = re.findall(r"\{#" + kind + r":([\w-]+)", part)
+            numbers |= {label: f"{prefix}{i + 1}" for i, label in enumerate(labels)}
         unknown = sorted(set(re.findall(r"@" + kind + r":([\w-]+)", text)) - set(numbers))
         if unknown:
             raise TicketError(f"paper refers to undefined {word.lower()}(s): {', '.join(unknown)}")
