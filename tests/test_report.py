@@ -103,6 +103,19 @@ def test_the_instability_table_names_the_largest_mean_barrier():
     assert "rewind" not in table  # one rewind point: the caption says which
 
 
+def test_the_instability_table_gives_each_later_rewind_points_gain_paired_by_seed():
+    rows = [dict(init="normal", seed=s, k=report.rewind_label(k), rewind_iteration=k, round=r,
+                 weights_remaining=100 * 0.8 ** r, barrier=0.001,
+                 test_acc=0.5 + (0.1 + 0.01 * s if k == 500 and r == 2 else 0) + 0.05 * s)
+            for k in (0, 500) for s in range(3) for r in range(3)]
+    barriers = pd.DataFrame(rows)
+    table, values = report.instability_table(barriers, barriers.assign(condition="ticket"))
+    assert values["normal.k500.minus_k0_sparsest"] == "11.0 [8.5, 13.5]"  # 10 + s points: 11 ± 4.303 × 1 / √3
+    assert values["normal.k500.ticket_sparsest"] == "66.0" and values["normal.k500.minus_k0_100.0"] == "0.0 [0.0, 0.0]"
+    assert list(table.rewind) == ["θ0 (k = 0)", "k = 500"]
+    assert values["largest_barrier"] == values["late_largest_barrier"] == "0.1"  # each over its own rewind points
+
+
 def test_barrier_intervals_stop_at_zero():
     rows = [dict(init="normal", seed=s, k="θ0 (k = 0)", rewind_iteration=0, round=r, weights_remaining=100 * 0.8 ** r,
                  barrier=0.03 if s == 2 else 0.0) for s in range(3) for r in range(2)]

@@ -519,11 +519,26 @@ def rewind_order(label: str) -> int:
     return 0 if label.startswith("θ0") else int(label.split("= ")[1].replace(",", ""))
 
 
+def late_rewind_gains(tickets: pd.DataFrame) -> pd.DataFrame:
+    """Tickets rewound to each later iteration k minus those rewound to θ0, paired by seed: (k,
+    round, 'diff [low, high]' in points) at every round both have."""
+    rows = []
+    for k in sorted(tickets.rewind_iteration.unique()):
+        if k == 0:
+            continue
+        d = stats.paired_differences(tickets, "k", rewind_label(k), rewind_label(0), by=("round",))
+        rows += [(int(k), int(row["round"]), with_ci(row["diff"] * 100, row["low"] * 100, row["high"] * 100))
+                 for _, row in d.iterrows()]
+    return pd.DataFrame(rows, columns=["k", "round", "diff"])
+
+
 def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, dict]:
     """Per initializer and rewind point, at up to `most` levels: the error barrier (points, mean
     [95% t] over seeds) and the tickets' test accuracy; the first k whose mean barrier is under
     stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level,
-    the largest mean barrier at any level and the largest upper interval end (barrier_ci's intervals)."""
+    each later k's tickets and their paired gain over θ0's at the shown levels
+    (`INIT.kK.ticket_LEVEL`, `INIT.kK.minus_k0_LEVEL`), the largest mean barrier at any level and the
+    largest upper interval end (barrier_ci's intervals), rewound to θ0 and (`late_`) to any later k."""
 
     last = int(barriers["round"].max())
     shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
@@ -531,14 +546,17 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     stable = stats.first_stable(barriers[barriers["round"].isin(shown)], by=("init", "round"))
     rows, values = [], dict(stable=f"{stats.STABLE * 100:g}", sparsest=f"{level[last]:.1f}",
                             seeds=int(barriers.seed.nunique()))
-    means = barriers.groupby(["init", "k", "round"]).barrier.mean()
-    largest_init, _, largest_round = means.idxmax()
-    values |= dict(largest_barrier=f"{means.max() * 100:.1f}", largest_barrier_init=largest_init,
-                   largest_barrier_level=f"{level[largest_round]:.1f}")  # the largest mean over seeds at any level
-    upper = barriers.groupby(["init", "k", "round"]).barrier.apply(lambda b: stats.mean_ci(b * 100)[2])
-    upper_init, _, upper_round = upper.idxmax()
-    values |= dict(largest_upper=f"{upper.max():.1f}", largest_upper_init=upper_init,
-                   largest_upper_level=f"{level[upper_round]:.1f}")
+    for rewound, prefix in ((barriers.rewind_iteration == 0, ""), (barriers.rewind_iteration > 0, "late_")):
+        if not rewound.any():
+            continue
+        means = barriers[rewound].groupby(["init", "k", "round"]).barrier.mean()
+        largest_init, _, largest_round = means.idxmax()
+        values |= {f"{prefix}largest_barrier": f"{means.max() * 100:.1f}", f"{prefix}largest_barrier_init": largest_init,
+                   f"{prefix}largest_barrier_level": f"{level[largest_round]:.1f}"}  # the largest mean over seeds at any level
+        upper = barriers[rewound].groupby(["init", "k", "round"]).barrier.apply(lambda b: stats.mean_ci(b * 100)[2])
+        upper_init, _, upper_round = upper.idxmax()
+        values |= {f"{prefix}largest_upper": f"{upper.max():.1f}", f"{prefix}largest_upper_init": upper_init,
+                   f"{prefix}largest_upper_level": f"{level[upper_round]:.1f}"}
     for init in ordered(barriers.init):
         for k in sorted(barriers[barriers.init == init].k.unique(), key=rewind_order):
             row = {"initializer": init, "rewind": k}
@@ -549,6 +567,12 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
                 if k.startswith("θ0") and r in (0, last):
                     values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = with_ci(*barrier_ci(b))
             rows.append(row)
+        late = late_rewind_gains(tickets[tickets.init == init])
+        for k, r, diff in late[late["round"].isin(shown)].itertuples(index=False):
+            place = "sparsest" if r == last else f"{level[r]:.1f}"
+            values[f"{init}.k{k}.ticket_{place}"] = number(
+                tickets[(tickets.init == init) & (tickets.k == rewind_label(k)) & (tickets["round"] == r)].test_acc.mean() * 100, 1)
+            values[f"{init}.k{k}.minus_k0_{place}"] = diff
         for r in shown:
             first = stable[(stable.init == init) & (stable["round"] == r)].first_stable
             k_first = first.iloc[0] if len(first) else np.nan
