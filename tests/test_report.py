@@ -131,8 +131,8 @@ def test_the_controls_table_shows_any_registered_condition_beside_the_ticket():
     stops = pd.DataFrame(rows)
     accuracy = report.in_percent(stats.by_level(stops, "test_acc", keys=["init", "condition"]))
     table = report.controls_table(accuracy, stats.control_gaps(stops, 1))
-    assert list(table.columns[:4]) == ["initializer", "ticket", "sign_kept", "rescaled"]
-    assert table["ticket − sign_kept (points)"].iloc[0].startswith("2.0 [")
+    assert list(table.columns[:4]) == ["initializer", "ticket", "sign kept", "rescaled"]  # spaces, so that headers can wrap
+    assert table["ticket − sign kept (points)"].iloc[0].startswith("2.0 [")
 
 
 def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():

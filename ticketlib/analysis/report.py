@@ -155,7 +155,7 @@ def controls_table(accuracy: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     for control, group in gaps[gaps.init != "all"].groupby("control"):
         cells = group.set_index("init").apply(lambda g: with_ci(g.gap * 100, g.low * 100, g.high * 100), axis=1)
         table[f"ticket − {control} (points)"] = cells
-    return table.rename_axis("initializer").reset_index()
+    return table.rename_axis("initializer").reset_index().rename(columns=lambda c: c.replace("_", " "))  # headers can wrap
 
 
 def fan_scaled(names) -> list[str]:

@@ -107,7 +107,7 @@ def weights_only(start: StartRule) -> StartRule:
 
 @weights_only
 def signs_of_theta0(rnd, theta, mask):
-    """Fresh magnitudes |θ0'|, θ0's signs (Zhou et al. 2019)."""
+    """Fresh magnitudes |θ0'| (and θ0''s biases), θ0's signs (Zhou et al. 2019)."""
     return {n: theta[n].abs() * torch.where(rnd.theta0[n] < 0, -1.0, 1.0) for n in mask}
 
 
