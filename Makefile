@@ -28,7 +28,7 @@ test-fast: setup  # daily work: everything but the slow tests
 # One executed notebook per parameter file: notebooks/params/NOTEBOOK.RUN.yaml → build/notebooks/NOTEBOOK.RUN.ipynb;
 # each writes figures/ and paper/generated/ (a fresh manifest: the paper takes nothing from earlier builds)
 STUDY_RUNS  := $(sort $(wildcard notebooks/params/*.yaml))
-STUDY_GRIDS := $(sort $(foreach params,$(STUDY_RUNS),$(shell sed -n 's/^\(grid\|as_run\|fixed\|[a-z_]*_grid\): *//p' $(params))))  # the keys naming grids
+STUDY_GRIDS := $(sort $(foreach params,$(STUDY_RUNS),$(shell sed -n 's/^\(grid\|as_run\|fixed\|[a-z_]*_grid\): *\([a-z0-9_]\+\)$$/\2/p' $(params))))  # the keys naming grids ("" names none)
 study: setup
 	rm -rf paper/generated figures/*.png figures/*.pdf
 	mkdir -p build/notebooks

@@ -57,7 +57,8 @@ def test_parameter_files_name_real_parameters_and_current_results(path):
     given = yaml.safe_load(path.read_text())
     assert set(given) <= set(notebook_defaults(notebook)), f"{path.name}: unknown parameters"
     assert given.get("publish") is True, f"{path.name}: the study's parameter files publish"
-    grids = [value for key, value in given.items() if key in ("grid", "as_run", "fixed") or key.endswith("_grid")]  # as the Makefile's STUDY_GRIDS
+    grids = [value for key, value in given.items()
+             if value and (key in ("grid", "as_run", "fixed") or key.endswith("_grid"))]  # as the Makefile's STUDY_GRIDS
     assert grids or notebook.name.startswith("01_"), f"{path.name} names no grid"
     for grid in grids:
         configs = file_configs(str(ROOT / "configs" / f"{grid}.yaml"))
