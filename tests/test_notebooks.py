@@ -31,7 +31,9 @@ def test_parameters_are_documented_literals(path):
 def test_stored_outputs_hold_no_machine_paths_or_progress_bars():
     for book in BOOKS:
         for cell in json.loads(book.read_text())["cells"]:
-            text = json.dumps(cell.get("outputs", []))
+            outputs = [{**o, "data": {k: v for k, v in o.get("data", {}).items() if not k.startswith("image/")}}
+                       for o in cell.get("outputs", [])]  # base64 images can spell anything, "it/s" included
+            text = json.dumps(outputs)
             assert "/work/" not in text and "/tmp/" not in text and "it/s" not in text, book.name
             assert not any(o.get("name") == "stderr" for o in cell.get("outputs", [])), book.name
 
