@@ -173,3 +173,17 @@ def test_every_condition_has_a_colour_distinct_from_those_it_is_drawn_beside():
     for group in groups:
         colours = palette(group)
         assert len(set(colours.values())) == len(group), group
+
+
+def test_initializer_colours_are_distinct_and_the_unpaired_schemes_are_not_pale():
+    from matplotlib.colors import to_rgb
+
+    from ticketlib.analysis.figures import palette
+    from ticketlib.names import SCHEMES
+    colours = palette(list(SCHEMES))
+    assert len({to_rgb(c) for c in colours.values()}) == len(SCHEMES)
+    def luminance(colour):  # WCAG relative luminance: white 1, black 0
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    for name in ("orthogonal", "truncated_normal", "signed_constant"):  # no twin to be read beside
+        assert luminance(colours[name]) < 0.45, name

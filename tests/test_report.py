@@ -166,3 +166,20 @@ def test_the_pai_table_pairs_the_ticket_with_the_best_method_at_init():
 def test_percent_bands_of_a_never_negative_quantity_stop_at_zero():
     summary = pd.DataFrame(dict(mean=[0.02], low=[-0.01], high=[0.05]))
     assert report.in_percent(summary, floor=0).low.tolist() == [0]
+
+
+def test_the_global_table_pairs_global_with_layerwise_tickets_and_reads_each_layers_share():
+    global_ = pd.DataFrame(stop_rows({"normal": (0.93, 0.60)}, levels=(100.0, 1.8))
+                           + [r | dict(condition="reinit", test_acc=r["test_acc"] - 0.2)
+                              for r in stop_rows({"normal": (0.93, 0.60)}, levels=(100.0, 1.8))])
+    layerwise = pd.DataFrame(stop_rows({"normal": (0.93, 0.50), "xavier_normal": (0.98, 0.97)}, levels=(100.0, 1.9)))
+    layers = pd.DataFrame([dict(init="normal", seed=s, round=r, tensor=t, weights_remaining=level,
+                                fraction=1.0 if r == 0 else share + 0.001 * s)
+                           for s in range(3) for r, level in ((0, 100.0), (1, 1.8))
+                           for t, share in (("hidden.0.weight", 0.01), ("out.weight", 0.30))])
+    table, values = report.global_table(global_, layerwise, report.layer_fractions(layers))
+    row = table.set_index("initializer").loc["normal"]
+    assert row["hidden.0 kept (%)"] == 1.1 and row["out kept (%)"] == 30.1
+    assert row["global − layerwise (points)"] == "10.0 [10.0, 10.0]" and row["ticket − reinit, global (points)"] == "20.0 [20.0, 20.0]"
+    assert list(table.initializer) == ["normal"]  # the layerwise grid's other inits are left out
+    assert (values["level"], values["layerwise_level"], values["normal.global"]) == ("1.8", "1.9", "60.1")

@@ -18,6 +18,10 @@ CONDITION_COLOURS = {"ticket": 0, "reinit": 1, "random": 2, "copy": 3, "sign_kep
                      "shuffled": 6, "rescaled": 7, "init_magnitude": 8, "snip": 4, "grasp": 1, "synflow": 2}
 
 
+# schemes with no normal/uniform twin, which tab20's order would give the pale half of a pair
+UNPAIRED_COLOURS = {"truncated_normal": "#637939", "signed_constant": "#393b79"}
+
+
 def set_style() -> None:
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1,
                   rc={"figure.dpi": 110, "savefig.dpi": 200, "legend.frameon": False,
@@ -30,6 +34,8 @@ def palette(names) -> dict:
     names = list(names)
     if set(names) <= set(INITIALIZERS):  # tab20 without its grey pair: grey is for context lines
         universe, colours = list(INITIALIZERS), [c for i, c in enumerate(sns.color_palette("tab20", 20)) if i not in (14, 15)]
+        for name, colour in UNPAIRED_COLOURS.items():  # a scheme without a pair gets a dark colour, not a pale one
+            colours[universe.index(name)] = colour
     elif set(names) <= set(CONDITIONS):
         colours = sns.color_palette("colorblind", 10)
         return {name: colours[CONDITION_COLOURS[name.removesuffix("_global")]] for name in names}

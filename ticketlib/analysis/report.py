@@ -612,7 +612,10 @@ def pai_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 def layer_fractions(layers: pd.DataFrame) -> pd.DataFrame:
     """Per init, tensor and round: the percent of the tensor's weights kept, mean [95% t] over seeds,
-    with the run's overall weights remaining as the level (columns as over_seeds gives)."""
+    with the run's overall weights remaining as the level (columns as over_seeds gives). A control's
+    runs train their ticket's masks, so only the tickets' rows count."""
+    if "condition" in layers:
+        layers = layers[layers.condition == "ticket"]
     layers = layers.assign(percent=layers.fraction * 100, tensor=layers.tensor.str.removesuffix(".weight"))
     rows = []
     for (init, tensor, r), group in layers.groupby(["init", "tensor", "round"]):
@@ -634,6 +637,32 @@ def layers_table(fractions: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         for init in table.index:
             values[f"{init}.{tensor}"] = f"{table.loc[init, tensor]:.1f}"
     return table.rename_axis("initializer").reset_index().rename_axis(None, axis=1), values
+
+
+def global_table(stops: pd.DataFrame, layerwise: pd.DataFrame, fractions: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Global against layerwise pruning at the sparsest round, per init: each layer's percent kept
+    under global pruning (`fractions`, from layer_fractions), the global ticket's accuracy, its
+    paired gap over the layerwise ticket of the same seed (`layerwise`: early stops of a layerwise
+    grid of the same inits and seeds) and over its own reinitialization; then the values the paper quotes."""
+    last = int(stops["round"].max())
+    table, values = layers_table(fractions[fractions["round"] == last])
+    table = table.set_index("initializer")
+    both = pd.concat([stops.assign(scope="global"), layerwise[layerwise.init.isin(stops.init.unique())].assign(scope="layerwise")])
+    both = both[(both["round"] == last) & (both.condition == "ticket")]
+    versus_layerwise = stats.paired_differences(both, "scope", "global", "layerwise").set_index("init")
+    versus_reinit = stats.paired_differences(stops[stops["round"] == last], "condition", "ticket", "reinit").set_index("init")
+    means = both.groupby(["init", "scope"]).test_acc.mean() * 100
+    for init in table.index:
+        table.loc[init, "global ticket (%)"] = f"{means[(init, 'global')]:.1f}"
+        table.loc[init, "layerwise ticket (%)"] = f"{means[(init, 'layerwise')]:.1f}"
+        table.loc[init, "global − layerwise (points)"] = paired_cell(versus_layerwise.loc[init])
+        table.loc[init, "ticket − reinit, global (points)"] = paired_cell(versus_reinit.loc[init])
+        values |= {f"{init}.global": f"{means[(init, 'global')]:.1f}", f"{init}.layerwise": f"{means[(init, 'layerwise')]:.1f}",
+                   f"{init}.global_minus_layerwise": paired_cell(versus_layerwise.loc[init]),
+                   f"{init}.ticket_minus_reinit": paired_cell(versus_reinit.loc[init])}
+    values |= dict(layerwise_level=f"{both[both.scope == 'layerwise'].weights_remaining.iloc[0]:.1f}",
+                   seeds=int(stops.seed.nunique()), margin=f"{stats.EQUIVALENCE_MARGIN * 100:g}")
+    return table.rename(columns=lambda c: f"{c} kept (%)" if c in fractions.tensor.unique() else c).reset_index(), values
 
 
 def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFrame | None = None,
