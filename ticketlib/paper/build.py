@@ -38,13 +38,15 @@ th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ccc; }
 </style>
 """
 # Figures float to a page's top or bottom (no half-empty pages) but not past their section (the
-# appendix keeps them in place); tables stay in place and whole, so a caption never parts from its table.
+# appendix keeps them in place); tables stay in place and may continue on the next page.
 TYPST_SETUP = """#set text(size: 10pt)
 #set par(justify: true)
 #show table: set text(size: 8pt)
 #show table.cell: set text(hyphenate: false)
 #show table.cell: set par(justify: false)
 #show figure.where(kind: image): set figure(placement: auto)
+#show figure.where(kind: table): set block(breakable: true)
+#show figure.caption.where(kind: table): it => block(sticky: true, it)
 #show heading.where(level: 1): it => { place.flush(); it }
 """
 
