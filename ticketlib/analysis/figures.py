@@ -39,9 +39,10 @@ def palette(names) -> dict:
     elif set(names) <= set(CONDITIONS):
         colours = sns.color_palette("colorblind", 10)
         return {name: colours[CONDITION_COLOURS[name.removesuffix("_global")]] for name in names}
-    else:
+    else:  # colorblind's order without its vermillion next to its orange (two lines alike in one panel)
         universe = sorted(names)
-        colours = sns.color_palette("colorblind", max(10, len(universe)))
+        colours = [sns.color_palette("colorblind", 10)[i] for i in (0, 1, 2, 4, 9, 5, 3, 6, 8, 7)]
+        colours += sns.color_palette("husl", max(0, len(universe) - len(colours)))
     return {name: colours[universe.index(name)] for name in names}
 
 
@@ -65,31 +66,36 @@ def sparsity_axis(ax, levels, most_ticks: int = 5) -> None:
     ax.set_xlabel("weights remaining (%, log scale)")
 
 
-LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # told apart in grey print too
+LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1, 1, 1)), "v"), ((0, (1, 3)), "P")]  # told apart in grey print too
 
 
 def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining", styled: bool = False) -> None:
     """Mean line with its interval band per `hue` value; summary has columns x, mean, low, high;
-    `styled`: each line also its own dash and marker."""
-    for i, (name, group) in enumerate(summary.groupby(hue, sort=True)):
+    `styled`: each line also its own dash and marker, by the name's place in `colours` (the same in every panel)."""
+    order = list(colours)
+    for name, group in summary.groupby(hue, sort=True):
         group = group.sort_values(x)
-        style, marker = LINE_STYLES[i % len(LINE_STYLES)] if styled else ("-", "o")
+        style, marker = LINE_STYLES[order.index(name) % len(LINE_STYLES)] if styled else ("-", "o")
         ax.plot(group[x], group["mean"], linestyle=style, marker=marker if len(group) < 30 else None, markersize=3,
                 color=colours[name], label=str(name))
         ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
 
 
 def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = None, columns: int = 3,
-           x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2):
+           x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2,
+           reference: float | None = None):
     """Small multiples: one panel per value of `panel`, a line with its band per value of `hue`
-    (columns x, mean, low, high), the sparsity axis when x is weights_remaining, one legend below."""
+    (columns x, mean, low, high; each its own colour, dash and marker), the sparsity axis when x is
+    weights_remaining, one legend above; `reference`: a dotted grey line at that y (a threshold)."""
     names = (list(summary[panel].cat.categories) if isinstance(summary[panel].dtype, pd.CategoricalDtype)
              else list(dict.fromkeys(summary[panel])))
     rows = -(-len(names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, height * rows + 0.6), squeeze=False, sharey=sharey)
     colours = colours or palette(summary[hue].unique())
     for ax, name in zip(axes.flat, names):
-        band_plot(ax, summary[summary[panel] == name], hue, colours, x=x)
+        if reference is not None:
+            ax.axhline(reference, color="0.45", ls=":", lw=0.9, zorder=0)
+        band_plot(ax, summary[summary[panel] == name], hue, colours, x=x, styled=True)
         ax.set_title(titles(name), fontsize=8)
         if x == "weights_remaining":
             sparsity_axis(ax, summary.weights_remaining, most_ticks=4)
@@ -166,7 +172,7 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
         for name, group in behind[~behind.init.isin(names)].groupby("init"):
             group = group.sort_values(x)
             ax.plot(group[x], group["mean"], color="0.85", lw=0.7, zorder=1)
-        band_plot(ax, summary[summary.init.isin(names)], "init", colours, x=x)
+        band_plot(ax, summary[summary.init.isin(names)], "init", colours, x=x, styled=True)
         ax.set_title(family, fontsize=8)
         format_x(ax)
         ax.set(xlabel="", ylabel="")
@@ -182,13 +188,13 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
         spare = axes.flat[len(families)]
         spare.set_visible(True)
         spare.axis("off")
-        spare.legend(handles.values(), handles.keys(), loc="center", ncol=2, fontsize=6, handlelength=1.2,
-                     title="grey: the other schemes", title_fontsize=6)
+        spare.legend(handles.values(), handles.keys(), loc="center", ncol=2, fontsize=6, handlelength=1.8,
+                     title="grey: the other schemes", title_fontsize=6, columnspacing=0.6, handletextpad=0.4)
         fig.tight_layout()
     else:  # no empty slot: the legend above the panels, clear of the x label below them
         rows_of_legend = -(-len(handles) // 4)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.03 * rows_of_legend * 2.2 / (2.2 * rows + 0.3) * 3))
-        fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=4, fontsize=6)
+        fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=4, fontsize=7, handlelength=2.2)
     return fig
 
 
@@ -198,7 +204,8 @@ def density_grid(samples, order: list):
                          height=1.55, aspect=1.35, col_order=order)
     grid.map_dataframe(sns.histplot, x="weight", stat="density", element="step", fill=False, bins=60,
                        common_norm=False)
-    grid.set_titles("{col_name}", size=8)
+    grid.set_titles("{col_name}", size=10)
+    grid.tick_params(labelsize=8)
     grid.set_axis_labels("weight value", "density")
     grid.set(ylim=(0, None))
     grid.add_legend(title="layer")
