@@ -773,8 +773,9 @@ def diagnostics_table(diagnostics: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 def markdown_table(table) -> str:
     """A pandoc pipe table (no extra dependency); dash counts set pandoc's relative column widths."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
-    # widths from the cells and the header's longest word: a long header wraps, it does not widen the column
+    # widths from the cells and the header's longest word (a long header wraps, it does not widen the
+    # column), plus the cell's padding, which a narrow column would otherwise lose to its neighbours
     widths = [max([*map(len, str(c).split()), *(len(str(v)) for v in table[c])]) for c in table.columns]
-    rule = "|" + "|".join("-" * max(3, w) for w in widths) + "|"
+    rule = "|" + "|".join("-" * (max(3, w) + 2) for w in widths) + "|"
     rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
