@@ -183,3 +183,10 @@ def test_the_global_table_pairs_global_with_layerwise_tickets_and_reads_each_lay
     assert row["global − layerwise (points)"] == "10.0 [10.0, 10.0]" and row["ticket − reinit, global (points)"] == "20.0 [20.0, 20.0]"
     assert list(table.initializer) == ["normal"]  # the layerwise grid's other inits are left out
     assert (values["level"], values["layerwise_level"], values["normal.global"]) == ("1.8", "1.9", "60.1")
+
+
+def test_layer_shares_count_the_tickets_rows_only():
+    rows = [dict(init="normal", seed=s, round=1, tensor="out.weight", weights_remaining=50.0, condition=condition,
+                 fraction=share) for s in range(3) for condition, share in (("ticket", 0.5), ("reinit", 0.9))]
+    shares = report.layer_fractions(pd.DataFrame(rows)).iloc[0]
+    assert shares["mean"] == pytest.approx(50.0) and shares.seeds == 3  # a control trains its ticket's mask
