@@ -639,28 +639,39 @@ def layers_table(fractions: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return table.rename_axis("initializer").reset_index().rename_axis(None, axis=1), values
 
 
+def global_arms(stops: pd.DataFrame, layerwise: pd.DataFrame) -> pd.DataFrame:
+    """Early stops of a global-pruning grid labelled by `arm` ('global ticket', 'global reinit')
+    beside the tickets of a layerwise grid of the same inits ('layerwise ticket'), without the
+    columns that tell the two grids apart, so that each arm is one curve."""
+    layerwise = layerwise[layerwise.init.isin(stops.init.unique()) & (layerwise.condition == "ticket")]
+    arms = pd.concat([stops.assign(arm="global " + stops.condition), layerwise.assign(arm="layerwise ticket")])
+    return arms.drop(columns=["condition", "prune_scope", "prune_rates"], errors="ignore")
+
+
 def global_table(stops: pd.DataFrame, layerwise: pd.DataFrame, fractions: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Global against layerwise pruning at the sparsest round, per init: each layer's percent kept
     under global pruning (`fractions`, from layer_fractions), the global ticket's accuracy, its
     paired gap over the layerwise ticket of the same seed (`layerwise`: early stops of a layerwise
     grid of the same inits and seeds) and over its own reinitialization; then the values the paper quotes."""
     last = int(stops["round"].max())
-    table, values = layers_table(fractions[fractions["round"] == last])
+    table, values = layers_table(fractions)
     table = table.set_index("initializer")
-    both = pd.concat([stops.assign(scope="global"), layerwise[layerwise.init.isin(stops.init.unique())].assign(scope="layerwise")])
-    both = both[(both["round"] == last) & (both.condition == "ticket")]
-    versus_layerwise = stats.paired_differences(both, "scope", "global", "layerwise").set_index("init")
+    arms = global_arms(stops, layerwise)
+    both = arms[(arms["round"] == last) & arms.arm.isin(["global ticket", "layerwise ticket"])]
+    versus_layerwise = stats.paired_differences(both, "arm", "global ticket", "layerwise ticket").set_index("init")
     versus_reinit = stats.paired_differences(stops[stops["round"] == last], "condition", "ticket", "reinit").set_index("init")
-    means = both.groupby(["init", "scope"]).test_acc.mean() * 100
+    means = both.groupby(["init", "arm"]).test_acc.mean() * 100
     for init in table.index:
-        table.loc[init, "global ticket (%)"] = f"{means[(init, 'global')]:.1f}"
-        table.loc[init, "layerwise ticket (%)"] = f"{means[(init, 'layerwise')]:.1f}"
-        table.loc[init, "global − layerwise (points)"] = paired_cell(versus_layerwise.loc[init])
-        table.loc[init, "ticket − reinit, global (points)"] = paired_cell(versus_reinit.loc[init])
-        values |= {f"{init}.global": f"{means[(init, 'global')]:.1f}", f"{init}.layerwise": f"{means[(init, 'layerwise')]:.1f}",
-                   f"{init}.global_minus_layerwise": paired_cell(versus_layerwise.loc[init]),
-                   f"{init}.ticket_minus_reinit": paired_cell(versus_reinit.loc[init])}
-    values |= dict(layerwise_level=f"{both[both.scope == 'layerwise'].weights_remaining.iloc[0]:.1f}",
+        row = {"global ticket (%)": f"{means[(init, 'global ticket')]:.1f}",
+               "layerwise ticket (%)": f"{means[(init, 'layerwise ticket')]:.1f}",
+               "global − layerwise (points)": paired_cell(versus_layerwise.loc[init]),
+               "ticket − reinit, global (points)": paired_cell(versus_reinit.loc[init])}
+        for column, cell in row.items():
+            table.loc[init, column] = cell
+        values |= {f"{init}.global": row["global ticket (%)"], f"{init}.layerwise": row["layerwise ticket (%)"],
+                   f"{init}.global_minus_layerwise": row["global − layerwise (points)"],
+                   f"{init}.ticket_minus_reinit": row["ticket − reinit, global (points)"]}
+    values |= dict(layerwise_level=f"{both[both.arm == 'layerwise ticket'].weights_remaining.iloc[0]:.1f}",
                    seeds=int(stops.seed.nunique()), margin=f"{stats.EQUIVALENCE_MARGIN * 100:g}")
     return table.rename(columns=lambda c: f"{c} kept (%)" if c in fractions.tensor.unique() else c).reset_index(), values
 
