@@ -98,6 +98,13 @@ def dense_macs(model) -> list[int]:
     return [m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
+def computed_macs(mask: dict, sparse) -> list[int]:
+    """Multiply-adds per example per layer (input first) that the engine computes: every weight of a
+    dense (masked) layer, the kept ones of a block-sparse layer."""
+    return [int(m.sum()) if name.removesuffix(".weight") in sparse else m.numel()
+            for name, m in mask.items() if name.endswith(".weight")]
+
+
 def floor_seconds(data, config, rounds: int, iterations: int, tickets: int, workers: int, sgemm: float) -> float:
     """Seconds a grid's reported numbers would take if every multiply-add of a kept weight ran at
     the measured single-thread sgemm 1024² rate (the machine's practical fp32 ceiling) on each of
@@ -150,15 +157,16 @@ def dense_rate(data, config, iterations: int) -> float:
     return training_flops(dense_macs(model), config["batch_size"]) * len(jobs) * iterations / seconds / 1e9
 
 
-def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float]:
-    """Hours for grid M in our engine (test_at early_stop, the default; every): each worker's share of tickets
-    in stacks of at most max_stack, costed from one such stack timed at each round's density:
-    training per iteration, and one evaluation of validation and of test."""
+def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float, list[dict]]:
+    """Hours for grid M in our engine (test_at early_stop, the default; every), and each round's
+    costs: each worker's share of tickets in stacks of at most max_stack, costed from one such stack
+    timed at each round's density: training per iteration, and one evaluation of validation and of test."""
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
     per_worker = GRID_M["tickets"] // GRID_M["workers"]
     size = min(per_worker, max_stack(model, "cpu"))
     evaluations = GRID_M["iterations"] // GRID_M["eval_every"] + 1
     every = early = 0.0
+    rounds = []
     quiet = {**config, "eval_every": None, "eval_splits": ["val"]}
     for r in range(GRID_M["rounds"]):
         jobs = stack_jobs(model, size, config, rounds=r)  # round r's masks: r prunings
@@ -170,7 +178,10 @@ def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float]:
         base = GRID_M["iterations"] * step + evaluations * val
         every += (base + evaluations * test) * per_worker / size
         early += (base + 2 * test) * per_worker / size
-    return early / 3600, every / 3600
+        rounds.append(dict(round=r, remaining=percent_remaining(jobs[0].mask), sparse=", ".join(stack.sparse) or "none",
+                           step_ms=step * 1e3, val_ms=val * 1e3,
+                           rate=training_flops(computed_macs(jobs[0].mask, stack.sparse), config["batch_size"]) * size / step / 1e9, seconds=(base + 2 * test) * per_worker / size))
+    return early / 3600, every / 3600, rounds
 
 
 def sparse_round_cost(data, config, iterations: int) -> tuple[float, float, float]:
@@ -220,7 +231,14 @@ def main():
         if args.grid in ("m", "all"):
             config = expand_grid(["mnist"], ["lenet_300_100"], INITS[:1], [0], iterations=GRID_M["iterations"])[0]
             data = load_dataset("mnist", None, config["val_size"], root=Path("data"))
-            early, every = project_grid_m(data, config)
+            early, every, rounds = project_grid_m(data, config)
+            print(f"\ngrid M by round (one worker's {GRID_M['tickets'] // GRID_M['workers']} tickets; step: one training "
+                  "step of the stack, evaluation excluded):\n"
+                  "| round | weights remaining | block-sparse layers | step (ms) | step GFLOP/s (weights computed) "
+                  "| validation pass (ms) | round (s) | share |\n|---|---|---|---|---|---|---|---|")
+            for row in rounds:
+                print(f"| {row['round']} | {row['remaining']:.1f}% | {row['sparse']} | {row['step_ms']:.1f} | "
+                      f"{row['rate']:.0f} | {row['val_ms']:.0f} | {row['seconds']:.0f} | {row['seconds'] / 3600 / early:.0%} |")
             floor = floor_seconds(data, config, GRID_M["rounds"], GRID_M["iterations"], GRID_M["tickets"],
                                   GRID_M["workers"], sgemm)
             print(f"\ngrid M projected ({GRID_M['tickets']} tickets × {GRID_M['rounds']} rounds × "

@@ -8,9 +8,9 @@ A 16-ticket LeNet-300-100 stack (speed.py's `stack_jobs`: 4 inits × 4 seeds, pr
 rates for that many rounds) trains with validation every 100 iterations, on one thread as in a
 worker. Printed per round: milliseconds per step, validation included but not a round's fixed
 costs (the median of 3 differences of 2N and N steps), and the operations that take most of it
-(shares from the profiler, which slows small operations). Then the dense first layer's products
-as the engine computes them (one batch-major product per run of tickets sharing a seed) against
-one product per ticket over K copies of the minibatch (the engine before), with their bits.
+(shares from the profiler, which slows small operations). Then, in the dense rounds, training steps
+with the first layer as the engine computes it (one batch-major product per run of tickets sharing
+a seed) against one product per ticket over K copies of the minibatch, with their bits.
 Last, the block-sparse first layer's CSR products at those rounds' masks, by the compiled
 kernels (csr_kernels.c) against torch's, with their bits. The compiled kernels run outside
 torch's operators, so the profiler counts their time in the operation that calls them.
@@ -25,8 +25,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from ticketlib.data.datasets import load_dataset
 from ticketlib.engine import csr_kernels
-from ticketlib.engine.seed_runs import SeedRunsLinear, seed_runs
 from ticketlib.engine.sparse import BlockSparse
+from ticketlib.engine import train as train_module
 from ticketlib.engine.train import Stack, evaluate, train
 from ticketlib.imp.protocols import make_run
 from ticketlib.nets.models import build_model
@@ -70,33 +70,38 @@ def milliseconds(work, repeats: int = 100) -> float:
     return timed(lambda: [work() for _ in range(repeats)]) / repeats * 1e3
 
 
-def first_layer_alternatives() -> None:
-    """The dense first layer's forward product and weight gradient as the engine computes them (one
-    batch-major product per run of tickets sharing a seed, seed_runs.py) against one product per
-    ticket over its own copy of the minibatch: milliseconds and whether the bits agree."""
-    g = torch.Generator().manual_seed(0)
-    w = (torch.randn(TICKETS, HIDDEN, INPUTS, generator=g) * 0.05).requires_grad_()
-    bias = torch.randn(TICKETS, HIDDEN, generator=g).requires_grad_()
-    x = torch.rand(SEEDS, INPUTS, BATCH, generator=g)  # each seed's minibatch, features × batch
-    grad = torch.randn(TICKETS, HIDDEN, BATCH, generator=g)
-    runs, copies = seed_runs(SEED_ROW), x[SEED_ROW]
-    ways = {
-        "engine: one product per seed run": lambda: SeedRunsLinear.apply(w, bias, x, runs),
-        "one product per ticket (K copies)": lambda: torch.baddbmm(bias.unsqueeze(2), w, copies),
-    }
-    flops = 2 * TICKETS * HIDDEN * INPUTS * BATCH  # of the forward product; the weight gradient's as many
-    print(f"\nfirst layer, dense, {TICKETS} tickets of {SEEDS} seeds × batch {BATCH}:\n"
-          "| product | forward ms | forward and gradients ms | GFLOP/s (both) | same bits as the engine |\n|---|---|---|---|---|")
-    reference = None
-    for name, forward in ways.items():
-        out = forward()
-        gradients = torch.autograd.grad(out, (w, bias), grad)
-        if reference is None:  # the engine's, listed first
-            reference = out.detach(), gradients
-        same = torch.equal(out, reference[0]) and all(map(torch.equal, gradients, reference[1]))
-        forward_ms = milliseconds(lambda: forward().detach())
-        both_ms = milliseconds(lambda: torch.autograd.grad(forward(), (w, bias), grad))
-        print(f"| {name} | {forward_ms:.2f} | {both_ms:.2f} | {2 * flops / both_ms / 1e6:.0f} | {same} |")
+class PerTicketStack(train_module.Stack):
+    """The engine's stack with a dense first layer as one product per ticket over K copies of the
+    minibatch (the engine before seed_runs.py)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data_layer not in self.sparse:
+            self.data_layer = None
+
+
+def first_layer_alternatives(model, data, config, rounds: list, iterations: int) -> None:
+    """Training steps with the dense first layer as the engine computes it (one batch-major product
+    per run of tickets sharing a seed, seed_runs.py) against one product per ticket over its own
+    copy of the minibatch, in whole steps (apart, the products' timings mislead: their buffers are
+    allocated differently): milliseconds per step and whether the weights after 50 steps agree."""
+    print(f"\nfirst layer, dense, {TICKETS} tickets of {SEEDS} seeds, ms per training step (evaluation excluded):\n"
+          "| round | one product per seed run (engine) | one product per ticket | same bits |\n|---|---|---|---|")
+    quiet = {**config, "eval_every": None, "eval_splits": ["val"]}
+    for r in rounds:
+        jobs = stack_jobs(model, TICKETS, config, rounds=r)
+        cells, weights = [], []
+        for stack_class in (train_module.Stack, PerTicketStack):
+            train_module.Stack = stack_class  # train() builds its stack by this name
+            try:
+                def steps(n):
+                    return milliseconds(lambda: train(model, jobs, data, quiet, 0, n), 1)
+                cells.append(statistics.median((steps(2 * iterations) - steps(iterations)) / iterations for _ in range(3)))
+                weights.append([outcome.weights for outcome in train(model, jobs, data, quiet, 0, 50)])
+            finally:
+                train_module.Stack = Stack
+        same = all(torch.equal(a[name], b[name]) for a, b in zip(*weights) for name in a)
+        print(f"| {r} | {cells[0]:.1f} | {cells[1]:.1f} | {same} |")
 
 
 def sparse_kernels(model, config, rounds: list) -> None:
@@ -146,7 +151,7 @@ def main():
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
     for rounds in args.rounds:
         profile_round(model, data, config, rounds, args.iterations, args.top)
-    first_layer_alternatives()
+    first_layer_alternatives(model, data, config, [r for r in args.rounds if r < SPARSE_ROUNDS[0]], args.iterations)
     sparse_kernels(model, config, SPARSE_ROUNDS)
 
 
