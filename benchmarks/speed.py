@@ -178,7 +178,7 @@ def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float, l
         base = GRID_M["iterations"] * step + evaluations * val
         every += (base + evaluations * test) * per_worker / size
         early += (base + 2 * test) * per_worker / size
-        rounds.append(dict(round=r, remaining=percent_remaining(jobs[0].mask), sparse=", ".join(stack.sparse) or "none",
+        rounds.append(dict(round=r, remaining=percent_remaining(jobs[0].mask), sparse=", ".join(sorted(stack.sparse)) or "none",
                            step_ms=step * 1e3, val_ms=val * 1e3,
                            rate=training_flops(computed_macs(jobs[0].mask, stack.sparse), config["batch_size"]) * size / step / 1e9, seconds=(base + 2 * test) * per_worker / size))
     return early / 3600, every / 3600, rounds
