@@ -169,20 +169,24 @@ def test_percent_bands_of_a_never_negative_quantity_stop_at_zero():
 
 
 def test_the_global_table_pairs_global_with_layerwise_tickets_and_reads_each_layers_share():
-    global_ = pd.DataFrame(stop_rows({"normal": (0.93, 0.60)}, levels=(100.0, 1.8))
-                           + [r | dict(condition="reinit", test_acc=r["test_acc"] - 0.2)
-                              for r in stop_rows({"normal": (0.93, 0.60)}, levels=(100.0, 1.8))])
-    layerwise = pd.DataFrame(stop_rows({"normal": (0.93, 0.50), "xavier_normal": (0.98, 0.97)}, levels=(100.0, 1.9)))
-    layers = pd.DataFrame([dict(init="normal", seed=s, round=r, tensor=t, weights_remaining=level,
+    tickets = stop_rows({"normal": (0.93, 0.60), "xavier_normal": (0.98, 0.971)}, levels=(100.0, 1.8))
+    global_ = pd.DataFrame(tickets + [r | dict(seed=r["seed"] + 3) for r in tickets if r["seed"] < 2]
+                           + [r | dict(condition="reinit", test_acc=r["test_acc"] - 0.2) for r in tickets])
+    layerwise = pd.DataFrame(stop_rows({"normal": (0.93, 0.50), "xavier_normal": (0.98, 0.97), "orthogonal": (0.98, 0.97)},
+                                       levels=(100.0, 1.9)))
+    layers = pd.DataFrame([dict(init=init, seed=s, round=r, tensor=t, weights_remaining=level,
                                 fraction=1.0 if r == 0 else share + 0.001 * s)
-                           for s in range(3) for r, level in ((0, 100.0), (1, 1.8))
+                           for init in ("normal", "xavier_normal") for s in range(3) for r, level in ((0, 100.0), (1, 1.8))
                            for t, share in (("hidden.0.weight", 0.01), ("out.weight", 0.30))])
     table, values = report.global_table(global_, layerwise, report.layer_fractions(layers))
     row = table.set_index("initializer").loc["normal"]
     assert row["hidden.0 kept (%)"] == 1.1 and row["out kept (%)"] == 30.1
     assert row["global − layerwise (points)"] == "10.0 [10.0, 10.0]" and row["ticket − reinit, global (points)"] == "20.0 [20.0, 20.0]"
-    assert list(table.initializer) == ["normal"]  # the layerwise grid's other inits are left out
+    assert list(table.initializer) == ["normal", "xavier_normal"]  # the layerwise grid's orthogonal is left out
     assert (values["level"], values["layerwise_level"], values["normal.global"]) == ("1.8", "1.9", "60.1")
+    assert (values["seeds"], values["reinit_seeds"]) == (5, 3)  # tickets at seeds 3 and 4 have no layerwise or reinit pair
+    assert (values["scaled.count"], values["scaled.equivalent"], values["scaled.above"], values["scaled.below"]) == (1, 1, 1, 0)
+    assert (values["scaled.gap_low"], values["scaled.reinit_high"]) == ("0.1", "20.0")
 
 
 def test_layer_shares_count_the_tickets_rows_only():

@@ -106,7 +106,8 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
     fig.supylabel(ylabel, fontsize=9)
     fig.supxlabel("weights remaining (%, log scale)" if x == "weights_remaining" else x, fontsize=9)
     legend_rows = -(-len(labels) // 4)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.045 * legend_rows * 2.2 / (height * rows + 0.6)))
+    legend_inches = 0.1 + 0.16 * (legend_rows - 1)  # a 7-pt row and its spacing, so titles stay clear
+    fig.tight_layout(rect=(0, 0, 1, 1 - legend_inches / (height * rows + 0.6)))
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=7, bbox_to_anchor=(0.5, 1.0))
     return fig
 

@@ -671,8 +671,16 @@ def global_table(stops: pd.DataFrame, layerwise: pd.DataFrame, fractions: pd.Dat
         values |= {f"{init}.global": row["global ticket (%)"], f"{init}.layerwise": row["layerwise ticket (%)"],
                    f"{init}.global_minus_layerwise": row["global − layerwise (points)"],
                    f"{init}.ticket_minus_reinit": row["ticket − reinit, global (points)"]}
+    scaled = [init for init in table.index if init not in UNSCALED]
+    gaps, gains = versus_layerwise.loc[scaled], versus_reinit.loc[scaled]
+    values |= {"scaled.count": len(scaled), "scaled.equivalent": int(gaps.equivalent.sum()),
+               "scaled.below": int((gaps.high < 0).sum()), "scaled.above": int((gaps.low > 0).sum()),
+               "scaled.gap_low": number(gaps["diff"].min() * 100), "scaled.gap_high": number(gaps["diff"].max() * 100),
+               "scaled.reinit_low": number(gains["diff"].min() * 100), "scaled.reinit_high": number(gains["diff"].max() * 100)}
     values |= dict(layerwise_level=f"{both[both.arm == 'layerwise ticket'].weights_remaining.iloc[0]:.1f}",
-                   seeds=int(stops.seed.nunique()), margin=f"{stats.EQUIVALENCE_MARGIN * 100:g}")
+                   seeds=int(stops[stops.condition == "ticket"].seed.nunique()),
+                   reinit_seeds=int(stops[stops.condition == "reinit"].seed.nunique()),
+                   margin=f"{stats.EQUIVALENCE_MARGIN * 100:g}")
     return table.rename(columns=lambda c: f"{c} kept (%)" if c in fractions.tensor.unique() else c).reset_index(), values
 
 
