@@ -101,7 +101,8 @@ def dense_macs(model) -> list[int]:
 def computed_macs(mask: dict, sparse) -> list[int]:
     """Multiply-adds per example per layer (input first) that the engine computes: every weight of a
     dense (masked) layer, the kept ones of a block-sparse layer."""
-    return [int(m.sum()) if name.removesuffix(".weight") in sparse else m.numel()
+    kept = kept_weights(mask)
+    return [kept[name] if name.removesuffix(".weight") in sparse else m.numel()
             for name, m in mask.items() if name.endswith(".weight")]
 
 
@@ -177,10 +178,11 @@ def project_grid_m(data, config, iterations: int = 100) -> tuple[float, float, l
         test = one_thread(lambda: evaluate(stack, data.x_test, data.y_test))
         base = GRID_M["iterations"] * step + evaluations * val
         every += (base + evaluations * test) * per_worker / size
-        early += (base + 2 * test) * per_worker / size
+        seconds = (base + 2 * test) * per_worker / size
+        early += seconds
+        flops = training_flops(computed_macs(jobs[0].mask, stack.sparse), config["batch_size"]) * size
         rounds.append(dict(round=r, remaining=percent_remaining(jobs[0].mask), sparse=", ".join(sorted(stack.sparse)) or "none",
-                           step_ms=step * 1e3, val_ms=val * 1e3,
-                           rate=training_flops(computed_macs(jobs[0].mask, stack.sparse), config["batch_size"]) * size / step / 1e9, seconds=(base + 2 * test) * per_worker / size))
+                           step_ms=step * 1e3, val_ms=val * 1e3, rate=flops / step / 1e9, seconds=seconds))
     return early / 3600, every / 3600, rounds
 
 

@@ -25,9 +25,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from ticketlib.data.datasets import load_dataset
 from ticketlib.engine import csr_kernels
-from ticketlib.engine.sparse import BlockSparse
 from ticketlib.engine import train as train_module
-from ticketlib.engine.train import Stack, evaluate, train
+from ticketlib.engine.sparse import BlockSparse
+from ticketlib.engine.train import Stack, evaluate, sparse_layers, train
 from ticketlib.imp.protocols import make_run
 from ticketlib.nets.models import build_model
 from ticketlib.nets.pruning import percent_remaining
@@ -44,13 +44,20 @@ def profiled(work) -> dict:
     return {e.key: (e.self_cpu_time_total, e.count) for e in prof.key_averages()}
 
 
-def profile_round(model, data, config, rounds: int, iterations: int, top: int) -> None:
-    """A round's cost per step: trainings of 2N and N steps differ by N steps and their evaluations
-    every 100, so the round's fixed costs (start, test passes at the end) drop out."""
-    jobs = stack_jobs(model, TICKETS, config, rounds=rounds)
-    runs = {n: lambda n=n: train(model, jobs, data, config, 0, n) for n in (iterations, 2 * iterations)}
-    step = statistics.median((milliseconds(runs[2 * iterations], 1) - milliseconds(runs[iterations], 1)) / iterations
+def step_milliseconds(model, jobs, data, config, iterations: int) -> float:
+    """Milliseconds per training step: trainings of 2N and N steps differ by N steps and their
+    evaluations, so the fixed costs (start, test passes at the end) drop out; the median of 3."""
+    def run(n):
+        return milliseconds(lambda: train(model, jobs, data, config, 0, n), 1)
+    return statistics.median((run(2 * iterations) - run(iterations)) / iterations
                              for _ in range(3))  # single differences vary by ±30% here
+
+
+def profile_round(model, data, config, rounds: int, iterations: int, top: int) -> None:
+    """A round's cost per step, evaluations every 100 included, and where it goes."""
+    jobs = stack_jobs(model, TICKETS, config, rounds=rounds)
+    step = step_milliseconds(model, jobs, data, config, iterations)
+    runs = {n: lambda n=n: train(model, jobs, data, config, 0, n) for n in (iterations, 2 * iterations)}
     short, long = profiled(runs[iterations]), profiled(runs[2 * iterations])  # the profiler slows small operations
     extra = {key: (long[key][0] - short.get(key, (0, 0))[0], long[key][1] - short.get(key, (0, 0))[1]) for key in long}
     total = sum(us for us, _ in extra.values())
@@ -70,7 +77,7 @@ def milliseconds(work, repeats: int = 100) -> float:
     return timed(lambda: [work() for _ in range(repeats)]) / repeats * 1e3
 
 
-class PerTicketStack(train_module.Stack):
+class PerTicketStack(Stack):
     """The engine's stack with a dense first layer as one product per ticket over K copies of the
     minibatch (the engine before seed_runs.py)."""
 
@@ -81,7 +88,7 @@ class PerTicketStack(train_module.Stack):
 
 
 def first_layer_alternatives(model, data, config, rounds: list, iterations: int) -> None:
-    """Training steps with the dense first layer as the engine computes it (one batch-major product
+    """At the rounds whose first layer is dense: training steps with it as the engine computes it (one batch-major product
     per run of tickets sharing a seed, seed_runs.py) against one product per ticket over its own
     copy of the minibatch, in whole steps (apart, the products' timings mislead: their buffers are
     allocated differently): milliseconds per step and whether the weights after 50 steps agree."""
@@ -90,13 +97,13 @@ def first_layer_alternatives(model, data, config, rounds: list, iterations: int)
     quiet = {**config, "eval_every": None, "eval_splits": ["val"]}
     for r in rounds:
         jobs = stack_jobs(model, TICKETS, config, rounds=r)
+        if Stack(model, jobs, "cpu").data_layer in sparse_layers(model, jobs[0].mask):
+            continue  # a block-sparse first layer: both ways are the same
         cells, weights = [], []
-        for stack_class in (train_module.Stack, PerTicketStack):
+        for stack_class in (Stack, PerTicketStack):
             train_module.Stack = stack_class  # train() builds its stack by this name
             try:
-                def steps(n):
-                    return milliseconds(lambda: train(model, jobs, data, quiet, 0, n), 1)
-                cells.append(statistics.median((steps(2 * iterations) - steps(iterations)) / iterations for _ in range(3)))
+                cells.append(step_milliseconds(model, jobs, data, quiet, iterations))
                 weights.append([outcome.weights for outcome in train(model, jobs, data, quiet, 0, 50)])
             finally:
                 train_module.Stack = Stack
@@ -151,7 +158,7 @@ def main():
     model = build_model("lenet_300_100", data.input_shape, data.num_classes, config["hidden"])
     for rounds in args.rounds:
         profile_round(model, data, config, rounds, args.iterations, args.top)
-    first_layer_alternatives(model, data, config, [r for r in args.rounds if r < SPARSE_ROUNDS[0]], args.iterations)
+    first_layer_alternatives(model, data, config, args.rounds, args.iterations)
     sparse_kernels(model, config, SPARSE_ROUNDS)
 
 
