@@ -6,18 +6,20 @@ import pytest
 from ticketlib.analysis import report, stats
 
 
-def stop_rows(accuracies: dict, levels=(100.0, 10.0), **columns) -> list[dict]:
-    """Early-stop rows: init → per-round test accuracy; seeds 0–2 add 0.001·seed (a seed effect)."""
+def stop_rows(accuracies: dict, levels=(100.0, 10.0), seeds=3, **columns) -> list[dict]:
+    """Early-stop rows: init → per-round test accuracy; seeds 0, 1, ... add 0.001·seed (a seed effect)."""
     return [dict(init=init, seed=seed, round=r, weights_remaining=level, condition="ticket",
                  test_acc=acc[r] + 0.001 * seed, censored=False, **columns)
-            for init, acc in accuracies.items() for seed in range(3) for r, level in enumerate(levels)]
+            for init, acc in accuracies.items() for seed in range(seeds) for r, level in enumerate(levels)]
 
 
 def test_paired_differences_pair_by_seed_and_test_equivalence():
-    rows = pd.DataFrame(stop_rows({"a": (0.90, 0.80), "b": (0.899, 0.70)}))
+    rows = pd.DataFrame(stop_rows({"a": (0.90, 0.80), "b": (0.899, 0.70)}, seeds=5))
     d = stats.paired_differences(rows, "init", "a", "b", by=("round",)).set_index("round")
-    assert d.loc[0, "diff"] == pytest.approx(0.001) and d.loc[0, "seeds"] == 3
+    assert d.loc[0, "diff"] == pytest.approx(0.001) and d.loc[0, "seeds"] == 5
     assert d.loc[0, "equivalent"] and not d.loc[1, "equivalent"]  # 0.1 points alike; 10 points not
+    three = stats.paired_differences(rows[rows.seed < 3], "init", "a", "b", by=("round",)).set_index("round")
+    assert three.loc[0, "p_tost"] < 0.05 and not three.loc[0, "equivalent"]  # sameness is claimed from five seeds
     assert d.loc[1, "weights_remaining"] == 10.0
 
 
@@ -53,8 +55,15 @@ def test_the_factors_table_sweeps_sigma_and_pairs_the_shapes():
     sigma_rows = table[table.sweep == "σ"].set_index("value")
     assert sigma_rows.loc["0.05", "normal − uniform at 10.0% (points)"] == "0.5 [0.5, 0.5]"
     assert sigma_rows.loc["1", "normal − uniform at 10.0% (points)"] == "−20.0 [−20.0, −20.0]"
-    assert table[table.sweep == "× Xavier"].iloc[0]["normal − uniform at 10.0% (points)"] == "0.0 [0.0, 0.0] ≈"
+    assert table[table.sweep == "× Xavier"].iloc[0]["normal − uniform at 10.0% (points)"] == "0.0 [0.0, 0.0]"  # no ≈ at 3 seeds
     assert values["best_sigma"] == "0.05" and values["unit_sigma_minus_xavier.sparsest"] == "−58.0 [−58.0, −58.0]"
+    assert values["best_sigma_minus_xavier.seeds"] == 3
+    # seeds 3–4 pooled for the comparison with Xavier normal, where σ 0.05 is now alike; the best σ is chosen from seeds 0–2
+    more = pd.DataFrame(stop_rows({"normal": (0.976, 0.98)}, scale=0.05, seeds=5) + stop_rows({"normal": (0.9, 0.99)}, scale=1.0, seeds=5)
+                        + stop_rows({"xavier_normal": (0.976, 0.98)}, scale=1.0, seeds=5))
+    _, pooled = report.factors_table(stops, stops[stops.init.str.startswith("xavier")], pd.concat([stops, more[more.seed >= 3]]))
+    assert pooled["best_sigma"] == "0.05" and pooled["best_sigma_minus_xavier.seeds"] == 5
+    assert pooled["best_sigma_minus_xavier.sparsest"] == "−1.2 [−2.6, 0.2]"  # −2 at seeds 0–2, 0 at 3–4
     assert values["centered_minus_uniform.dense"] == "61.0 [61.0, 61.0]" and values["uniform_centered.sparsest"] == "90.1"
     assert np.isclose(float(values["best_sigma_acc"]), 96.1)
 
@@ -141,13 +150,17 @@ def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():
                  test_acc=0.95 + (0.02 if rule == "relative" and scale == 4 and r else 0) + 0.001 * s)
             for init, scale in (("xavier_normal", 1.0), ("xavier_normal", 4.0)) for rule in (None, "relative")
             for s in range(3) for r in range(2)]
+    rows += [r | dict(seed=r["seed"] + 3) for r in rows if r["scale"] == 1.0 and r["seed"] < 2]  # 5 seeds at 1×
     stops = report.with_setting(pd.DataFrame(rows))
     table, values = report.lr_table(stops)
+    assert table.seeds.tolist() == [5, 5, 3, 3]
+    assert values["xavier_normal.relative_rule_base_lr_0.0012.gain"].endswith("≈")  # alike, at five seeds
+    assert not values["xavier_normal_4x.relative_rule_base_lr_0.0012.gain"].endswith("≈")
     assert sorted(stops.setting.unique()) == ["lr 0.0012", "relative rule, base lr 0.0012"]
     assert values["xavier_normal_4x.relative_rule_base_lr_0.0012.gain"].startswith("2.0 [")
     assert values["xavier_normal.relative_rule_base_lr_0.0012.gain"].startswith("0.0 [")
     assert values["xavier_normal_4x.lr_0.0012.sparsest"] == "95.1" and values["level"] == "80.0"
-    assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 6"
+    assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 10"
 
 
 def test_the_pai_table_pairs_the_ticket_with_the_best_method_at_init():
@@ -169,11 +182,10 @@ def test_percent_bands_of_a_never_negative_quantity_stop_at_zero():
 
 
 def test_the_global_table_pairs_global_with_layerwise_tickets_and_reads_each_layers_share():
-    tickets = stop_rows({"normal": (0.93, 0.60), "xavier_normal": (0.98, 0.971)}, levels=(100.0, 1.8))
-    global_ = pd.DataFrame(tickets + [r | dict(seed=r["seed"] + 3) for r in tickets if r["seed"] < 2]
-                           + [r | dict(condition="reinit", test_acc=r["test_acc"] - 0.2) for r in tickets])
+    tickets = stop_rows({"normal": (0.93, 0.60), "xavier_normal": (0.98, 0.971)}, levels=(100.0, 1.8), seeds=5)
+    global_ = pd.DataFrame(tickets + [r | dict(condition="reinit", test_acc=r["test_acc"] - 0.2) for r in tickets if r["seed"] < 3])
     layerwise = pd.DataFrame(stop_rows({"normal": (0.93, 0.50), "xavier_normal": (0.98, 0.97), "orthogonal": (0.98, 0.97)},
-                                       levels=(100.0, 1.9)))
+                                       levels=(100.0, 1.9), seeds=5))
     layers = pd.DataFrame([dict(init=init, seed=s, round=r, tensor=t, weights_remaining=level,
                                 fraction=1.0 if r == 0 else share + 0.001 * s)
                            for init in ("normal", "xavier_normal") for s in range(3) for r, level in ((0, 100.0), (1, 1.8))
@@ -183,8 +195,8 @@ def test_the_global_table_pairs_global_with_layerwise_tickets_and_reads_each_lay
     assert row["hidden.0 kept (%)"] == 1.1 and row["out kept (%)"] == 30.1
     assert row["global − layerwise (points)"] == "10.0 [10.0, 10.0]" and row["ticket − reinit, global (points)"] == "20.0 [20.0, 20.0]"
     assert list(table.initializer) == ["normal", "xavier_normal"]  # the layerwise grid's orthogonal is left out
-    assert (values["level"], values["layerwise_level"], values["normal.global"]) == ("1.8", "1.9", "60.1")
-    assert (values["seeds"], values["reinit_seeds"]) == (5, 3)  # tickets at seeds 3 and 4 have no layerwise or reinit pair
+    assert (values["level"], values["layerwise_level"], values["normal.global"]) == ("1.8", "1.9", "60.2")  # seeds 0–4 add 0.2 on average
+    assert (values["seeds"], values["reinit_seeds"]) == (5, 3)  # tickets at seeds 3 and 4 have no reinit pair
     assert (values["scaled.count"], values["scaled.equivalent"], values["scaled.above"], values["scaled.below"]) == (1, 1, 1, 0)
     assert (values["scaled.gap_low"], values["scaled.reinit_high"]) == ("0.1", "20.0")
 

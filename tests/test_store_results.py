@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ticketlib.analysis.results import KEY_COLUMNS, grid_hash, load_grid
+from ticketlib.analysis.results import KEY_COLUMNS, grid_hash, load_grid, with_more_seeds
 from ticketlib.config import run_id
 from ticketlib.errors import TicketError
 from ticketlib.imp.export import export_grid, load_results
@@ -113,3 +113,16 @@ def test_exported_results_are_refused_when_damaged_unfinished_or_unknown(tiny_gr
     with pytest.raises(TicketError, match="grid tiny is not finished .* 8 run.s. lack rounds"):
         export_grid("tiny", longer, root / "runs", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_further_seeds_join_their_setups_and_never_mix_with_the_grids_own():
+    def rows(init, lr, seeds, **more):
+        return [dict(init=init, lr=lr, seed=s, run_id=f"{init}{lr}{s}", round=0, test_acc=0.9, **more) for s in seeds]
+    grid = pd.DataFrame(rows("xavier_normal", 0.0012, range(3)) + rows("normal", 0.0012, range(3)))
+    more = pd.DataFrame(rows("xavier_normal", 0.0012, (3, 4)) + rows("xavier_normal", 0.0012, (3, 4), lr_rule="relative")
+                        + rows("orthogonal", 0.0012, (3, 4)))
+    pooled = with_more_seeds(grid, more)
+    assert pooled.groupby("init").seed.nunique().to_dict() == {"normal": 3, "xavier_normal": 5}  # orthogonal: not a setup of the grid
+    assert pooled.lr_rule.isna().all()  # the relative rule's runs are another setup
+    with pytest.raises(TicketError, match="in both grids"):
+        with_more_seeds(grid, pd.DataFrame(rows("normal", 0.0012, (2, 3))))

@@ -379,10 +379,13 @@ def paired_cell(d) -> str:
     return with_ci(d["diff"] * 100, d.low * 100, d.high * 100) + (" ≈" if d.equivalent else "")
 
 
-def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame, pooled: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """The factor sweeps at the dense and sparsest levels: per σ (fan-free normal and zero-mean
     uniform) and per multiple of Xavier's scale, each shape's accuracy and normal − uniform paired by
-    seed ('≈': equivalent within the margin, TOST); then the values the paper quotes."""
+    seed ('≈': equivalent within the margin, TOST); then the values the paper quotes. The best σ is
+    chosen from `stops`; its comparison with Xavier normal (and N(0, 1)'s) is made over `pooled`,
+    `stops` with further seeds (default: `stops`)."""
+    pooled = stops if pooled is None else pooled
     last = int(stops["round"].max())
     level = stops[stops["round"] == last].weights_remaining.iloc[0]
     rows = []
@@ -404,13 +407,14 @@ def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame) -> tuple[pd.DataFram
     sigma = at[at.init == "normal"].groupby("scale").test_acc.mean()
     best = float(sigma.idxmax())
     values |= dict(best_sigma=f"{best:g}", best_sigma_acc=f"{sigma.max() * 100:.1f}")
-    reference = stops[(stops.init == "xavier_normal") & (stops.scale == 1.0)]
-    for name, rows_ in (("best_sigma", stops[(stops.init == "normal") & (stops.scale == best)]),
-                        ("unit_sigma", stops[(stops.init == "normal") & (stops.scale == 1.0)])):
+    reference = pooled[(pooled.init == "xavier_normal") & (pooled.scale == 1.0)]
+    for name, rows_ in (("best_sigma", pooled[(pooled.init == "normal") & (pooled.scale == best)]),
+                        ("unit_sigma", pooled[(pooled.init == "normal") & (pooled.scale == 1.0)])):
         both = pd.concat([rows_.assign(arm="a"), reference.assign(arm="b")])
         for r, label in ((0, "dense"), (last, "sparsest")):
             d = stats.paired_differences(both[both["round"] == r], "arm", "a", "b", by=("round",)).iloc[0]
             values[f"{name}_minus_xavier.{label}"] = paired_cell(d)
+        values[f"{name}_minus_xavier.seeds"] = int(d.seeds)
     mean = stops[stops.init.isin(["uniform", "uniform_centered"])]
     for r, label in ((0, "dense"), (last, "sparsest")):
         d = stats.paired_differences(mean[mean["round"] == r], "init", "uniform_centered", "uniform", by=("round",)).iloc[0]
@@ -435,13 +439,14 @@ def setting_key(scheme: str, setting: str) -> str:
 
 
 def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Per scheme and learning-rate setting: test accuracy at early stop dense and at the sparsest
-    level (mean [95% t]), censored run-rounds; values: each setting against lr 0.0012 at the
+    """Per scheme and learning-rate setting: seeds, test accuracy at early stop dense and at the
+    sparsest level (mean [95% t]), censored run-rounds; values: each setting against lr 0.0012 at the
     sparsest level, paired by seed."""
     last = int(stops["round"].max())
     level = stops[stops["round"] == last].weights_remaining.iloc[0]
     censored = stats.censoring(stops, by=("scheme", "setting")).set_index(["scheme", "setting"])
-    rows, values = [], dict(level=f"{level:.1f}", seeds=int(stops.seed.nunique()))
+    per_setting = stops.groupby(["scheme", "setting"]).seed.nunique()
+    rows, values = [], dict(level=f"{level:.1f}", seeds=int(per_setting.min()), most_seeds=int(per_setting.max()))
     schemes = sorted(stops.scheme.unique(), key=lambda s: (ordered(stops.init).index(s.split()[0]), s))
     settings = sorted(stops.setting.unique(), key=lambda s: (s.startswith("relative"), float(s.split()[-1])))
     for scheme in schemes:
@@ -451,7 +456,7 @@ def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             runs = mine[mine.setting == setting]
             if runs.empty:
                 continue
-            row = {"scheme": scheme, "learning rate": setting}
+            row = {"scheme": scheme, "learning rate": setting, "seeds": runs.seed.nunique()}
             for r, label in ((0, "dense"), (last, f"{level:.1f}%")):
                 row[f"{label} (%)"] = with_ci(*stats.mean_ci(runs[runs["round"] == r].test_acc * 100))
             c = censored.loc[(scheme, setting)]

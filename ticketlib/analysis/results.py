@@ -45,6 +45,24 @@ def setup_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in (*ROW_COLUMNS, *REPLICATE_COLUMNS, "failed", "censored")]
 
 
+def with_more_seeds(table: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """`table` with the runs of `more` (a grid of further seeds) whose setup `table` also has, as one
+    table; `more`'s other setups are left out. A setup and seed both hold is an error: results are
+    never mixed."""
+    columns = list(dict.fromkeys([*table.columns, *more.columns]))
+    table, more = table.reindex(columns=columns), more.reindex(columns=columns)
+    keys = setup_columns(table)
+    def setups(t):
+        return pd.Series(list(zip(*(t[k].astype(str) for k in keys))), index=t.index)
+    mine, theirs = setups(table), setups(more)
+    extra = more[theirs.isin(set(mine))]
+    seen = set(zip(mine, table.seed)) & set(zip(theirs[extra.index], extra.seed))
+    if seen:
+        raise TicketError(f"{len(seen)} run(s) of one setup and seed are in both grids (e.g. seed {next(iter(seen))[1]}): "
+                          f"a grid of further seeds must hold other seeds")
+    return pd.concat([table, extra], ignore_index=True)
+
+
 def early_stop_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean test accuracy and iteration at early stop per setup and round (the columns that
     differ between the table's setups name each group)."""
