@@ -42,7 +42,7 @@ def test_the_diagnostics_table_reads_kept_over_pruned_and_rank_correlation():
                               pruned_abs_init=1.0, rank_correlation=0.9 - 0.4 * r) for s in range(3) for r in (1, 2)])
     table, values = report.diagnostics_table(rows)
     assert table.iloc[0].tolist() == ["normal", "hidden.0", "4.00", "0.50", "2.00", "0.10"]
-    assert values == {"normal.hidden.0.ratio": "3.00", "normal.hidden.0.rank": "0.30"}
+    assert values == {"seeds": 3, "normal.hidden.0.ratio": "3.00", "normal.hidden.0.rank": "0.30"}
 
 
 def test_the_factors_table_sweeps_sigma_and_pairs_the_shapes():
@@ -136,12 +136,15 @@ def test_barrier_intervals_stop_at_zero():
 def test_the_controls_table_shows_any_registered_condition_beside_the_ticket():
     rows = [dict(init="xavier_normal", seed=s, condition=c, round=r, weights_remaining=100 * 0.8 ** r,
                  test_acc=0.97 - (0.02 if c == "sign_kept" and r else 0) + 0.001 * s)
-            for s in range(3) for c in ("ticket", "sign_kept", "rescaled") for r in range(2)]
+            for s in range(5) for c in ("ticket", "sign_kept", "rescaled") for r in range(2)]
     stops = pd.DataFrame(rows)
     accuracy = report.in_percent(stats.by_level(stops, "test_acc", keys=["init", "condition"]))
     table = report.controls_table(accuracy, stats.control_gaps(stops, 1))
     assert list(table.columns[:4]) == ["initializer", "ticket", "sign kept", "rescaled"]  # spaces, so that headers can wrap
-    assert table["ticket − sign kept (points)"].iloc[0].startswith("2.0 [")
+    assert table["ticket − sign kept (points)"].iloc[0] == "2.0 [2.0, 2.0]"
+    assert table["ticket − rescaled (points)"].iloc[0] == "0.0 [0.0, 0.0] ≈"  # the same at five seeds: equivalent
+    three = stats.control_gaps(stops[stops.seed < 3], 1)
+    assert not three.equivalent.any()  # no sameness claimed from three seeds
 
 
 def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():

@@ -146,14 +146,19 @@ def imp_values(table: pd.DataFrame, accuracy: pd.DataFrame) -> dict:
     return values
 
 
+def gap_cell(g) -> str:
+    """A control gap in points with its interval, '≈' where equivalent within the margin."""
+    return with_ci(g.gap * 100, g.low * 100, g.high * 100) + (" ≈" if g.equivalent else "")
+
+
 def controls_table(accuracy: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     """At the sparsest level: mean accuracy per initializer and condition, and the ticket's paired
-    gap over each control."""
+    gap over each control ('≈': equivalent within the margin)."""
     last = accuracy[accuracy["round"] == accuracy["round"].max()]
     table = last.pivot(index="init", columns="condition", values="mean").round(1)
     table = table[[c for c in CONDITIONS if c in table]].reindex(ordered(last.init))
     for control, group in gaps[gaps.init != "all"].groupby("control"):
-        cells = group.set_index("init").apply(lambda g: with_ci(g.gap * 100, g.low * 100, g.high * 100), axis=1)
+        cells = group.set_index("init").apply(gap_cell, axis=1)
         table[f"ticket − {control} (points)"] = cells
     return table.rename_axis("initializer").reset_index().rename(columns=lambda c: c.replace("_", " "))  # headers can wrap
 
@@ -173,9 +178,9 @@ def controls_values(stops: pd.DataFrame, gaps: pd.DataFrame) -> dict:
                   seeds=stops.seed.nunique())
     for prefix, table in (("", gaps), ("scaled_", scaled)):
         for control, row in table[table.init == "all"].set_index("control").iterrows():
-            values[f"{prefix}ticket_minus_{control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
-    for row in gaps[gaps.init != "all"].itertuples():
-        values[f"{row.init}.ticket_minus_{row.control}"] = with_ci(row.gap * 100, row.low * 100, row.high * 100)
+            values[f"{prefix}ticket_minus_{control}"] = gap_cell(row)
+    for _, row in gaps[gaps.init != "all"].iterrows():
+        values[f"{row.init}.ticket_minus_{row.control}"] = gap_cell(row)
     at = stops[stops["round"] == last]
     for (init, condition), acc in at.groupby(["init", "condition"]).test_acc:  # each condition's mean accuracy
         values[f"{init}.{condition}"] = f"{acc.mean() * 100:.1f}"
@@ -776,11 +781,11 @@ def diagnostics_long(diagnostics: pd.DataFrame) -> pd.DataFrame:
 
 def diagnostics_table(diagnostics: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Per initializer and layer, over all rounds and seeds: the mean kept ÷ pruned |θ0| ratio and
-    rank correlation, and their values at the first and last pruning."""
+    rank correlation, and their values at the first and last pruning; values add the seeds."""
     frame = diagnostics.assign(ratio=diagnostics.kept_abs_init / diagnostics.pruned_abs_init,
                                layer=diagnostics.tensor.str.removesuffix(".weight"))
     first, last = int(frame["round"].min()), int(frame["round"].max())
-    rows, values = [], {}
+    rows, values = [], {"seeds": int(frame.seed.nunique())}
     for init in ordered(frame.init):
         for layer, group in frame[frame.init == init].groupby("layer"):
             row = {"initializer": init, "layer": layer}

@@ -289,7 +289,8 @@ def pairwise_comparisons(stops: pd.DataFrame, round_: int, metric="test_acc") ->
 
 def control_gaps(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.DataFrame:
     """Ticket − control at one round, paired by seed: per initializer and control, and over all
-    initializers ('all': each seed's mean gap across initializers, so seeds stay the unit)."""
+    initializers ('all': each seed's mean gap across initializers, so seeds stay the unit), with the
+    TOST verdict (`equivalent`)."""
     at = stops[stops["round"] == round_]
     one_setup(at, varying=["init", "condition"])
     wide = at.pivot_table(index=["init", "seed"], columns="condition", values=metric)
@@ -298,10 +299,10 @@ def control_gaps(stops: pd.DataFrame, round_: int, metric="test_acc") -> pd.Data
         gap = (wide["ticket"] - wide[control]).dropna()
         for init, values in gap.groupby("init"):
             rows.append(dict(init=init, control=control, **dict(zip(("gap", "low", "high"), mean_ci(values))),
-                             seeds=len(values)))
+                             seeds=len(values), equivalent=equivalence(values)["equivalent"]))
         per_seed = gap.groupby("seed").mean()
         rows.append(dict(init="all", control=control, **dict(zip(("gap", "low", "high"), mean_ci(per_seed))),
-                         seeds=len(per_seed)))
+                         seeds=len(per_seed), equivalent=equivalence(per_seed)["equivalent"]))
     return pd.DataFrame(rows)
 
 
