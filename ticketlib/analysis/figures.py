@@ -124,31 +124,36 @@ def spaced_labels(values, ratio: float = 3.9) -> list[str]:
 
 
 def sweep_panels(summary, x: str, xlabel: str, ylabel: str, reference=None, reference_label: str = "",
-                 hue: str = "init"):
+                 hue: str = "init", zoom_to: float | None = None):
     """One panel per round (titled by its level), `hue` lines against `x` on a log axis; an optional
-    `reference` (columns round, mean, low, high) drawn as a grey band across each panel."""
+    `reference` (columns round, mean, low, high) drawn as a grey band across each panel. `zoom_to`:
+    a second row of the same panels for x ≤ zoom_to only, each y axis fitted to what it shows."""
     rounds = sorted(summary["round"].unique())
-    fig, axes = plt.subplots(1, len(rounds), figsize=(WIDTH, 2.6), squeeze=False)
+    rows = 1 if zoom_to is None else 2
+    fig, axes = plt.subplots(rows, len(rounds), figsize=(WIDTH, 2.6 + 1.9 * (rows - 1)), squeeze=False)
     colours = palette(summary[hue].unique())
-    values = sorted(summary[x].unique())
-    for ax, r in zip(axes.flat, rounds):
-        at = summary[summary["round"] == r]
-        if reference is not None and (mark := reference[reference["round"] == r]).size:
-            row = mark.iloc[0]
-            ax.axhspan(row.low, row.high, color="0.85", lw=0, zorder=0)
-            ax.axhline(row["mean"], color="0.5", lw=0.8, zorder=0, label=reference_label)
-        band_plot(ax, at, hue, colours, x=x, styled=True)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator(values))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(FixedFormatter(spaced_labels(values)))
-        ax.tick_params(axis="x", labelsize=7)
-        ax.set_title(f"{at.weights_remaining.iloc[0]:.1f}% of weights", fontsize=8)
-        ax.set(xlabel="", ylabel="")
+    for row, limit in enumerate([None, zoom_to][:rows]):
+        shown = summary if limit is None else summary[summary[x] <= limit]
+        values = sorted(shown[x].unique())
+        for ax, r in zip(axes[row], rounds):
+            at = shown[shown["round"] == r]
+            if reference is not None and (mark := reference[reference["round"] == r]).size:
+                band = mark.iloc[0]
+                ax.axhspan(band.low, band.high, color="0.85", lw=0, zorder=0)
+                ax.axhline(band["mean"], color="0.5", lw=0.8, zorder=0, label=reference_label)
+            band_plot(ax, at, hue, colours, x=x, styled=True)
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator(values))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_major_formatter(FixedFormatter(spaced_labels(values)))
+            ax.tick_params(axis="x", labelsize=7)
+            level = f"{at.weights_remaining.iloc[0]:.1f}% of weights"
+            ax.set_title(level if limit is None else f"{level}, zoomed", fontsize=8)
+            ax.set(xlabel="", ylabel="")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.supylabel(ylabel, fontsize=9)
     fig.supxlabel(xlabel, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.12 / rows))
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize=7, bbox_to_anchor=(0.5, 1.0))
     return fig
 
