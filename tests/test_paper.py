@@ -176,3 +176,14 @@ def test_exploratory_outputs_never_touch_the_study(tmp_path):
 def test_apostrophes_close_after_brackets_and_digits_but_not_in_raw_text():
     assert apostrophes("N(0, 1)'s and θ0's and al.'s") == "N(0, 1)’s and θ0’s and al.’s"
     assert apostrophes("a 'quote' and `raw 'text'`") == "a 'quote’ and `raw 'text'`"  # an opening ' stays smart
+
+
+def test_the_provenance_table_names_the_machines_a_grid_ran_on():
+    from ticketlib.paper.build import made_on
+    cpu = dict(cpu="AMD EPYC", isa="AVX2", device="cpu", kernels="AVX2", torch="2.13.0")
+    identity = {"made_on": [{"machine": cpu, "rounds": 10}, {"machine": cpu | dict(isa="AVX-512"), "rounds": 5},
+                            {"machine": cpu, "rounds": 3}]}
+    assert made_on(identity) == "AMD EPYC AVX2, AMD EPYC AVX-512"
+    assert made_on({"made_on": [{"machine": cpu | dict(device="cuda"), "rounds": 1}]}) == "AMD EPYC AVX2 (cuda)"
+    assert made_on({}) == "not recorded"
+    assert made_on({"made_on": [{"machine": "unrecorded", "rounds": 4}, identity["made_on"][0]]}) == "not recorded, AMD EPYC AVX2"

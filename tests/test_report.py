@@ -64,6 +64,8 @@ def test_the_factors_table_sweeps_sigma_and_pairs_the_shapes():
     _, pooled = report.factors_table(stops, stops[stops.init.str.startswith("xavier")], pd.concat([stops, more[more.seed >= 3]]))
     assert pooled["best_sigma"] == "0.05" and pooled["best_sigma_minus_xavier.seeds"] == 5
     assert pooled["best_sigma_minus_xavier.sparsest"] == "−1.2 [−2.6, 0.2]"  # −2 at seeds 0–2, 0 at 3–4
+    assert pooled["best_sigma_minus_xavier.held_out.sparsest"] == "0.00"  # seeds 3–4 alone
+    assert pooled["unit_sigma_minus_xavier.seeds"] == 3 and pooled["xavier_normal.sparsest"] == "98.1"  # the grid's own seeds
     assert values["centered_minus_uniform.dense"] == "61.0 [61.0, 61.0]" and values["uniform_centered.sparsest"] == "90.1"
     assert np.isclose(float(values["best_sigma_acc"]), 96.1)
 
@@ -153,17 +155,20 @@ def test_the_learning_rate_table_pairs_each_setting_with_the_default_rate():
                  test_acc=0.95 + (0.02 if rule == "relative" and scale == 4 and r else 0) + 0.001 * s)
             for init, scale in (("xavier_normal", 1.0), ("xavier_normal", 4.0)) for rule in (None, "relative")
             for s in range(3) for r in range(2)]
-    rows += [r | dict(seed=r["seed"] + 3) for r in rows if r["scale"] == 1.0 and r["seed"] < 2]  # 5 seeds at 1×
     stops = report.with_setting(pd.DataFrame(rows))
-    table, values = report.lr_table(stops)
-    assert table.seeds.tolist() == [5, 5, 3, 3]
-    assert values["xavier_normal.relative_rule_base_lr_0.0012.gain"].endswith("≈")  # alike, at five seeds
-    assert not values["xavier_normal_4x.relative_rule_base_lr_0.0012.gain"].endswith("≈")
+    more = [r | dict(seed=r["seed"] + 3) for r in rows if r["scale"] == 1.0 and r["seed"] < 2]  # seeds 3–4 at 1×
+    table, values = report.lr_table(stops, report.with_setting(pd.DataFrame(rows + more)))
+    assert values["xavier_normal.relative_rule_base_lr_0.0012.gain"].endswith("≈")  # alike, over five seeds
+    assert values["xavier_normal.relative_rule_base_lr_0.0012.gain_seeds"] == 5
+    assert table["− lr 0.0012 at 80.0% (points)"].iloc[1].endswith("≈ (5 seeds)")
+    assert not values["xavier_normal_4x.relative_rule_base_lr_0.0012.gain"].endswith("≈")  # three seeds
+    assert table["dense (%)"].iloc[0] == "95.1 [94.9, 95.3]"  # the means stay the grid's own three seeds'
+    assert not report.lr_table(stops)[1]["xavier_normal.relative_rule_base_lr_0.0012.gain"].endswith("≈")
     assert sorted(stops.setting.unique()) == ["lr 0.0012", "relative rule, base lr 0.0012"]
     assert values["xavier_normal_4x.relative_rule_base_lr_0.0012.gain"].startswith("2.0 [")
     assert values["xavier_normal.relative_rule_base_lr_0.0012.gain"].startswith("0.0 [")
     assert values["xavier_normal_4x.lr_0.0012.sparsest"] == "95.1" and values["level"] == "80.0"
-    assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 10"
+    assert len(table) == 4 and table["censored run-rounds"].iloc[0] == "0 of 6"
 
 
 def test_the_pai_table_pairs_the_ticket_with_the_best_method_at_init():

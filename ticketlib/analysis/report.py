@@ -388,8 +388,8 @@ def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame, pooled: pd.DataFrame
     """The factor sweeps at the dense and sparsest levels: per σ (fan-free normal and zero-mean
     uniform) and per multiple of Xavier's scale, each shape's accuracy and normal − uniform paired by
     seed ('≈': equivalent within the margin, TOST); then the values the paper quotes. The best σ is
-    chosen from `stops`; its comparison with Xavier normal (and N(0, 1)'s) is made over `pooled`,
-    `stops` with further seeds (default: `stops`)."""
+    chosen from `stops`; its comparison with Xavier normal is made over `pooled`, `stops` with
+    further seeds (default: `stops`), and also given over those further seeds alone."""
     pooled = stops if pooled is None else pooled
     last = int(stops["round"].max())
     level = stops[stops["round"] == last].weights_remaining.iloc[0]
@@ -412,13 +412,19 @@ def factors_table(stops: pd.DataFrame, sweep: pd.DataFrame, pooled: pd.DataFrame
     sigma = at[at.init == "normal"].groupby("scale").test_acc.mean()
     best = float(sigma.idxmax())
     values |= dict(best_sigma=f"{best:g}", best_sigma_acc=f"{sigma.max() * 100:.1f}")
-    reference = pooled[(pooled.init == "xavier_normal") & (pooled.scale == 1.0)]
-    for name, rows_ in (("best_sigma", pooled[(pooled.init == "normal") & (pooled.scale == best)]),
-                        ("unit_sigma", pooled[(pooled.init == "normal") & (pooled.scale == 1.0)])):
-        both = pd.concat([rows_.assign(arm="a"), reference.assign(arm="b")])
+    for r, label in ((0, "dense"), (last, "sparsest")):
+        values[f"xavier_normal.{label}"] = f"{stops[(stops.init == 'xavier_normal') & (stops.scale == 1.0) & (stops['round'] == r)].test_acc.mean() * 100:.1f}"
+    held_out = sorted(set(pooled.seed) - set(stops.seed))
+    for name, table, sigma in (("best_sigma", pooled, best), ("unit_sigma", stops, 1.0)):
+        reference = table[(table.init == "xavier_normal") & (table.scale == 1.0)]
+        both = pd.concat([table[(table.init == "normal") & (table.scale == sigma)].assign(arm="a"), reference.assign(arm="b")])
         for r, label in ((0, "dense"), (last, "sparsest")):
             d = stats.paired_differences(both[both["round"] == r], "arm", "a", "b", by=("round",)).iloc[0]
             values[f"{name}_minus_xavier.{label}"] = paired_cell(d)
+            if name == "best_sigma" and held_out:  # the seeds that played no part in choosing σ
+                fresh = both[(both["round"] == r) & both.seed.isin(held_out)]
+                values[f"best_sigma_minus_xavier.held_out.{label}"] = number(
+                    stats.paired_differences(fresh, "arm", "a", "b", by=("round",)).iloc[0]["diff"] * 100, 2)
         values[f"{name}_minus_xavier.seeds"] = int(d.seeds)
     mean = stops[stops.init.isin(["uniform", "uniform_centered"])]
     for r, label in ((0, "dense"), (last, "sparsest")):
@@ -443,15 +449,17 @@ def setting_key(scheme: str, setting: str) -> str:
     return f"{scheme.replace(' ', '_').replace('×', 'x')}.{setting.replace(', ', '_').replace(' ', '_')}"
 
 
-def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Per scheme and learning-rate setting: seeds, test accuracy at early stop dense and at the
-    sparsest level (mean [95% t]), censored run-rounds; values: each setting against lr 0.0012 at the
-    sparsest level, paired by seed."""
+def lr_table(stops: pd.DataFrame, pooled: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Per scheme and learning-rate setting: test accuracy at early stop dense and at the sparsest
+    level (mean [95% t]), censored run-rounds; each setting against lr 0.0012 at the sparsest level,
+    paired by seed over `pooled` (`stops` with further seeds; default `stops`), naming the seeds
+    where that pairs more than `stops` has."""
+    pooled = stops if pooled is None else pooled
     last = int(stops["round"].max())
     level = stops[stops["round"] == last].weights_remaining.iloc[0]
     censored = stats.censoring(stops, by=("scheme", "setting")).set_index(["scheme", "setting"])
-    per_setting = stops.groupby(["scheme", "setting"]).seed.nunique()
-    rows, values = [], dict(level=f"{level:.1f}", seeds=int(per_setting.min()), most_seeds=int(per_setting.max()))
+    seeds = stops.seed.nunique()
+    rows, values = [], dict(level=f"{level:.1f}", seeds=int(seeds))
     schemes = sorted(stops.scheme.unique(), key=lambda s: (ordered(stops.init).index(s.split()[0]), s))
     settings = sorted(stops.setting.unique(), key=lambda s: (s.startswith("relative"), float(s.split()[-1])))
     for scheme in schemes:
@@ -461,16 +469,20 @@ def lr_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             runs = mine[mine.setting == setting]
             if runs.empty:
                 continue
-            row = {"scheme": scheme, "learning rate": setting, "seeds": runs.seed.nunique()}
+            row = {"scheme": scheme, "learning rate": setting}
             for r, label in ((0, "dense"), (last, f"{level:.1f}%")):
                 row[f"{label} (%)"] = with_ci(*stats.mean_ci(runs[runs["round"] == r].test_acc * 100))
             c = censored.loc[(scheme, setting)]
             row["censored run-rounds"] = f"{int(c.censored)} of {int(c.run_rounds)}"
             if setting != base:
-                d = stats.paired_differences(mine[mine["round"] == last], "setting", setting, base, by=("round",))
+                theirs = pooled[(pooled.scheme == scheme) & (pooled["round"] == last)]
+                d = stats.paired_differences(theirs, "setting", setting, base, by=("round",))
                 cell = paired_cell(d.iloc[0]) if len(d) else "—"
-                row[f"− lr 0.0012 at {level:.1f}% (points)"] = cell
                 values[f"{setting_key(scheme, setting)}.gain"] = cell
+                if len(d) and d.iloc[0].seeds != seeds:
+                    values[f"{setting_key(scheme, setting)}.gain_seeds"] = int(d.iloc[0].seeds)
+                    cell += f" ({d.iloc[0].seeds} seeds)"
+                row[f"− lr 0.0012 at {level:.1f}% (points)"] = cell
             else:
                 row[f"− lr 0.0012 at {level:.1f}% (points)"] = ""
             key = setting_key(scheme, setting)

@@ -158,11 +158,22 @@ def check_provenance(text: str, manifest: dict, results: Path) -> list[dict]:
     return [used[key] for key in sorted(used)]
 
 
+def made_on(identity: dict) -> str:
+    """The machines a grid's rounds ran on, as recorded at export ('not recorded' for rounds made
+    before machines were recorded, and for older exports)."""
+    def name(m):
+        if not isinstance(m, dict):
+            return "not recorded"
+        return f"{m['cpu']} {m['isa']}" + ("" if m["device"] == "cpu" else f" ({m['device']})")
+    return ", ".join(dict.fromkeys(name(m["machine"]) for m in identity.get("made_on", []))) or "not recorded"
+
+
 def provenance_table(grids: list[dict], results: Path) -> str:
     rows = []
     for source in grids:
         identity = read_identity(source["grid"], results)
         rows.append({"grid": f"`{source['grid']}`", "runs": identity["runs"],  # its parameter file: configs/GRID.yaml
+                     "made on": made_on(identity),
                      "grid hash": f"`{source['grid_hash']}`", "table checksum": f"`{source['table_sha256']}`"})
     return markdown_table(pd.DataFrame(rows))
 
