@@ -126,3 +126,12 @@ def test_further_seeds_join_their_setups_and_never_mix_with_the_grids_own():
     assert pooled.lr_rule.isna().all()  # the relative rule's runs are another setup
     with pytest.raises(TicketError, match="in both grids"):
         with_more_seeds(grid, pd.DataFrame(rows("normal", 0.0012, (2, 3))))
+
+
+def test_a_notebook_without_further_seeds_reads_its_own_grid_alone(tmp_path):
+    from ticketlib.analysis.results import GridResults, pooled_with
+    grid = GridResults(tmp_path, {"grid": "g"}, pd.DataFrame(dict(init=["a"], seed=[0])))
+    table, more = pooled_with(grid, "", tmp_path)
+    assert table is grid.table and more == []
+    with pytest.raises(TicketError, match="no results for grid 'absent'"):
+        pooled_with(grid, "absent", tmp_path)

@@ -165,3 +165,12 @@ def load_grid(name: str, results: str | Path = RESULTS) -> GridResults:
     identity = read_identity(name, results)
     folder = Path(results) / name
     return GridResults(folder, identity, pd.read_parquet(folder / "table.parquet"))
+
+
+def pooled_with(grid: GridResults, more_seeds_grid: str, results: str | Path = RESULTS) -> tuple[pd.DataFrame, list[GridResults]]:
+    """`grid`'s table with the runs of `more_seeds_grid` (a grid of further seeds, "" for none) that
+    share its setups (with_more_seeds), and the further grid as read, for the outputs' provenance."""
+    if not more_seeds_grid:
+        return grid.table, []
+    more = load_grid(more_seeds_grid, results)
+    return with_more_seeds(grid.table, more.table), [more]
