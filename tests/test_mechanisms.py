@@ -296,6 +296,22 @@ def test_the_scorecard_measures_each_initializer_from_its_grids():
     assert "first stable k" in scorecard_table(card.reset_index())
 
 
+def test_the_scorecards_pruning_at_init_gap_is_to_the_best_method_per_layer_or_pooled():
+    from ticketlib.analysis.report import scorecard
+    levels = (100.0, 10.0, 1.0)
+    tickets = pd.DataFrame([dict(init="normal", seed=s, condition="ticket", round=r, weights_remaining=w,
+                                 test_acc=0.90 + 0.001 * s) for s in range(3) for r, w in enumerate(levels)])
+    controls = pd.concat([tickets.assign(condition=c) for c in ("ticket", "reinit", "random")], ignore_index=True)
+    pai = pd.concat([tickets.assign(condition=c, test_acc=tickets.test_acc + gain)
+                     for c, gain in (("ticket", 0.0), ("snip", -0.05))], ignore_index=True)
+    pooled = pd.concat([tickets.assign(condition=c, test_acc=tickets.test_acc + gain)
+                        for c, gain in (("ticket", 0.0), ("snip_global", -0.02))], ignore_index=True)
+    card = scorecard(tickets, controls, pai=pai)
+    assert card.pai_best.iloc[0] == "snip" and card.pai_gap.iloc[0] == pytest.approx(5.0)
+    card = scorecard(tickets, controls, pai=pai, pai_pooled=pooled)
+    assert card.pai_best.iloc[0] == "snip_global" and card.pai_gap.iloc[0] == pytest.approx(2.0)
+
+
 def test_a_scorecard_with_barriers_at_theta0_alone_leaves_out_the_first_stable_rewind_point():
     from ticketlib.analysis.report import scorecard, scorecard_table
     levels = (100.0, 10.0, 1.0)

@@ -184,6 +184,22 @@ def test_the_pai_table_pairs_the_ticket_with_the_best_method_at_init():
     assert len(table) == 1 and table.iloc[0]["2.0%: best at init (%)"] == "synflow 94.1"
 
 
+def test_the_pai_table_reads_pooled_masks_beside_per_layer_ones_each_against_its_own_ticket():
+    def grid(accuracy, ticket_shift=0.0):
+        return pd.DataFrame([dict(init="normal", seed=s, condition=c, round=r, weights_remaining=level,
+                                  test_acc=acc + (ticket_shift if c == "ticket" else -0.01 * r) + 0.001 * s)
+                             for s in range(3) for c, acc in accuracy.items() for r, level in enumerate((100.0, 7.0, 2.0))])
+    layerwise = grid({"ticket": 0.90, "snip": 0.80, "grasp": 0.85})
+    pooled = grid({"ticket": 0.90, "snip_global": 0.95, "grasp_global": 0.70}, ticket_shift=0.01)
+    table, values = report.pai_table(layerwise, pooled)
+    assert table.masks.tolist() == ["per layer", "pooled"] and values["pooled_seeds"] == 3
+    assert values["normal.sparsest.best"] == "grasp" and values["normal.sparsest.gap"].startswith("7.0 [")
+    assert values["normal.sparsest.pooled_best"] == "snip_global"
+    assert values["normal.sparsest.pooled_gap"].startswith("−2.0 [")  # 91.0 − 93.0: paired with its own ticket
+    assert values["normal.sparsest.ticket"] == "90.1"  # the per-layer grid's ticket
+    assert values["normal.middle.snip_global"] == "94.1"
+
+
 def test_percent_bands_of_a_never_negative_quantity_stop_at_zero():
     summary = pd.DataFrame(dict(mean=[0.02], low=[-0.01], high=[0.05]))
     assert report.in_percent(summary, floor=0).low.tolist() == [0]

@@ -603,33 +603,47 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     return (table.drop(columns="rewind") if table.rewind.nunique() == 1 else table), values  # one k: said in the caption
 
 
-def pai_table(stops: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Per initializer, at a middle level and the sparsest: the ticket's accuracy, the best
-    pruning-at-initialization condition (by mean) and the ticket − best gap paired by seed; values
-    also each condition's mean accuracy (INIT.LEVEL.CONDITION)."""
+def best_at_init(at: pd.DataFrame) -> tuple[str, float, pd.Series]:
+    """The pruning-at-initialization condition with the best mean test accuracy among the rows `at`
+    (one round, the ticket beside the methods): its name, mean, and ticket − it paired by seed."""
+    methods = at[at.condition != "ticket"].groupby("condition").test_acc.mean()
+    best = methods.idxmax()
+    return best, methods.max(), stats.paired_differences(at, "condition", "ticket", best, by=("round",)).iloc[0]
+
+
+def pai_table(stops: pd.DataFrame, pooled: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Per initializer and masks (per layer: `stops`, at the ticket's count per layer; pooled: the
+    `_global` conditions of another grid, each paired with its own grid's ticket), at a middle level
+    and the sparsest: the ticket's accuracy, the best pruning-at-initialization condition (by mean)
+    and the ticket − best gap paired by seed; values also each condition's mean accuracy
+    (INIT.LEVEL.CONDITION), the pooled ones as INIT.LEVEL.pooled_best/_best_acc/_gap."""
     last = int(stops["round"].max())
     middle = stats.nearest_round(stops, 7.0)
     level = stops.groupby("round").weights_remaining.first()
     rows, values = [], dict(sparsest=f"{level[last]:.1f}", middle=f"{level[middle]:.1f}",
                             seeds=int(stops.seed.nunique()))
+    scopes = [("per layer", "", stops)] + ([("pooled", "pooled_", pooled)] if pooled is not None else [])
+    if pooled is not None:
+        values["pooled_seeds"] = int(pooled.seed.nunique())
     for init in ordered(stops.init):
-        mine = stops[stops.init == init]
-        row = {"initializer": init}
-        for r, label in ((middle, "middle"), (last, "sparsest")):
-            at = mine[mine["round"] == r]
-            means = at.groupby("condition").test_acc.mean()
-            methods = means.drop("ticket")
-            best = methods.idxmax()
-            d = stats.paired_differences(at, "condition", "ticket", best, by=("round",)).iloc[0]
-            row[f"{level[r]:.1f}%: ticket (%)"] = f"{means['ticket'] * 100:.1f}"
-            row[f"{level[r]:.1f}%: best at init (%)"] = f"{best} {methods.max() * 100:.1f}"
-            row[f"{level[r]:.1f}%: ticket − best (points)"] = paired_cell(d)
-            values[f"{init}.{label}.best"] = best
-            values[f"{init}.{label}.best_acc"] = f"{methods.max() * 100:.1f}"
-            values[f"{init}.{label}.gap"] = paired_cell(d)
-            values |= {f"{init}.{label}.{condition}": f"{acc * 100:.1f}" for condition, acc in means.items()}
-        rows.append(row)
-    return pd.DataFrame(rows), values
+        for masks, prefix, frame in scopes:
+            mine = frame[frame.init == init]
+            row = {"initializer": init, "masks": masks}
+            for r, label in ((middle, "middle"), (last, "sparsest")):
+                at = mine[mine["round"] == r]
+                best, best_acc, d = best_at_init(at)
+                ticket = at[at.condition == "ticket"].test_acc.mean()
+                row[f"{level[r]:.1f}%: ticket (%)"] = f"{ticket * 100:.1f}"
+                row[f"{level[r]:.1f}%: best at init (%)"] = f"{best} {best_acc * 100:.1f}"
+                row[f"{level[r]:.1f}%: ticket − best (points)"] = paired_cell(d)
+                values |= {f"{init}.{label}.{prefix}best": best, f"{init}.{label}.{prefix}best_acc": f"{best_acc * 100:.1f}",
+                           f"{init}.{label}.{prefix}gap": paired_cell(d)}
+                values |= {f"{init}.{label}.{condition}": f"{acc * 100:.1f}"
+                           for condition, acc in at.groupby("condition").test_acc.mean().items()
+                           if not (prefix and condition == "ticket")}  # the ticket's value: the per-layer grid's
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    return (table if pooled is not None else table.drop(columns="masks")), values
 
 
 def layer_fractions(layers: pd.DataFrame) -> pd.DataFrame:
@@ -707,12 +721,13 @@ def global_table(stops: pd.DataFrame, layerwise: pd.DataFrame, fractions: pd.Dat
 
 
 def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFrame | None = None,
-              pai: pd.DataFrame | None = None) -> pd.DataFrame:
+              pai: pd.DataFrame | None = None, pai_pooled: pd.DataFrame | None = None) -> pd.DataFrame:
     """Prune-readiness per initializer, each measure with its 95% t interval and seeds, from the
     early-stop rows of the main grid's `tickets`, a grid of tickets with their `controls` (reinit,
     random), instability `barriers` (stats.instability with `rewind_iteration`) and tickets beside
-    pruning-at-initialization runs (`pai`); measures a grid lacks are NaN. Numbers, not strings: a
-    CSV for other tools (accuracies and gaps in points)."""
+    pruning-at-initialization runs (`pai` per layer, `pai_pooled` pooled over layers: the gap is to the
+    best method of either, paired with its own grid's ticket); measures a grid lacks are NaN. Numbers,
+    not strings: a CSV for other tools (accuracies and gaps in points)."""
     tickets = tickets[tickets.condition == "ticket"]
     last = int(tickets["round"].max())
     area = stats.area_under_log_density(tickets).set_index("init")
@@ -743,9 +758,10 @@ def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFr
                 first = stats.first_stable(sparse, by=("init", "round")).first_stable
                 row["first_stable_k"] = first.iloc[0] if len(first) else np.nan
         if pai is not None and (p := pai[(pai.init == init) & (pai["round"] == pai["round"].max())]).size:
-            means = p.groupby("condition").test_acc.mean().drop("ticket")
-            d = stats.paired_differences(p, "condition", "ticket", means.idxmax(), by=("round",)).iloc[0]
-            row |= dict(pai_best=means.idxmax(), pai_gap=d["diff"] * 100, pai_gap_low=d["low"] * 100,
+            families = [p] + ([q] if pai_pooled is not None and (
+                q := pai_pooled[(pai_pooled.init == init) & (pai_pooled["round"] == pai_pooled["round"].max())]).size else [])
+            best, _, d = max((best_at_init(f) for f in families), key=lambda found: found[1])
+            row |= dict(pai_best=best, pai_gap=d["diff"] * 100, pai_gap_low=d["low"] * 100,
                         pai_gap_high=d["high"] * 100, pai_seeds=d["seeds"])
         rows.append(row)
     return pd.DataFrame(rows)
