@@ -230,3 +230,17 @@ def test_layer_shares_count_the_tickets_rows_only():
                  fraction=share) for s in range(3) for condition, share in (("ticket", 0.5), ("reinit", 0.9))]
     shares = report.layer_fractions(pd.DataFrame(rows)).iloc[0]
     assert shares["mean"] == pytest.approx(50.0) and shares.seeds == 3  # a control trains its ticket's mask
+
+
+def test_panels_fitted_to_the_means_cut_a_wide_band_at_the_frame():
+    import matplotlib
+    matplotlib.use("Agg")
+    from ticketlib.analysis.figures import panels
+    summary = pd.DataFrame(dict(k=["θ0"] * 4, init=["normal"] * 2 + ["xavier_normal"] * 2,
+                                weights_remaining=[100.0, 10.0] * 2, mean=[9.0, 1.0, 0.1, 0.2],
+                                low=[0.0, 0.0, 0.0, 0.0], high=[35.0, 2.0, 0.3, 0.4]))
+    wide = panels(summary, "k", "init", "barrier", reference=2.0)
+    fitted = panels(summary, "k", "init", "barrier", reference=2.0, fit_to_means=True)
+    assert wide.axes[0].get_ylim()[1] > 35
+    low, high = fitted.axes[0].get_ylim()
+    assert 9.0 < high < 10.0 and -1.0 < low < 0.1

@@ -83,10 +83,12 @@ def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining"
 
 def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = None, columns: int = 3,
            x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2,
-           reference: float | None = None):
+           reference: float | None = None, fit_to_means: bool = False):
     """Small multiples: one panel per value of `panel`, a line with its band per value of `hue`
     (columns x, mean, low, high; each its own colour, dash and marker), the sparsity axis when x is
-    weights_remaining, one legend above; `reference`: a dotted grey line at that y (a threshold)."""
+    weights_remaining, one legend above; `reference`: a dotted grey line at that y (a threshold);
+    `fit_to_means`: the y axis spans the means (and the reference), bands reaching past it are cut
+    at the frame, so that one wide band does not flatten every line."""
     names = (list(summary[panel].cat.categories) if isinstance(summary[panel].dtype, pd.CategoricalDtype)
              else list(dict.fromkeys(summary[panel])))
     rows = -(-len(names) // columns)
@@ -100,6 +102,11 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
         if x == "weights_remaining":
             sparsity_axis(ax, summary.weights_remaining, most_ticks=4)
         ax.set(xlabel="", ylabel="")
+    if fit_to_means:
+        low, high = min(summary["mean"].min(), reference or 0.0), max(summary["mean"].max(), reference or 0.0)
+        margin = 0.08 * (high - low)
+        for ax in axes.flat:
+            ax.set_ylim(low - margin, high + margin)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
