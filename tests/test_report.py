@@ -73,6 +73,8 @@ def test_the_factors_table_sweeps_sigma_and_pairs_the_shapes():
 def test_numbers_print_a_true_minus_and_no_negative_zero():
     assert report.number(-1.26) == "−1.3" and report.number(-0.04) == "0.0" and report.number(0.04) == "0.0"
     assert report.with_ci(-0.02, -0.61, 0.44) == "0.0 [−0.6, 0.4]"
+    assert report.with_ci(-0.21, -0.40, -0.02) == "−0.21 [−0.40, −0.02]"  # excludes 0: must not read "[−0.4, 0.0]"
+    assert report.with_ci(0.21, 0.0, 0.4) == "0.2 [0.0, 0.4]"  # reaches 0 (a barrier's cut band): one digit
 
 
 def test_the_components_table_counts_the_levels_with_a_draw_or_an_order_effect():
@@ -197,6 +199,7 @@ def test_the_pai_table_reads_pooled_masks_beside_per_layer_ones_each_against_its
     assert values["normal.sparsest.pooled_best"] == "snip_global"
     assert values["normal.sparsest.pooled_gap"].startswith("−2.0 [")  # 91.0 − 93.0: paired with its own ticket
     assert values["normal.sparsest.ticket"] == "90.1"  # the per-layer grid's ticket
+    assert values["normal.sparsest.pooled_ticket"] == "91.1"
     assert values["normal.middle.snip_global"] == "94.1"
 
 
@@ -244,3 +247,11 @@ def test_panels_fitted_to_the_means_cut_a_wide_band_at_the_frame():
     assert wide.axes[0].get_ylim()[1] > 35
     low, high = fitted.axes[0].get_ylim()
     assert 9.0 < high < 10.0 and -1.0 < low < 0.1
+
+
+def test_pai_layer_values_say_which_layers_a_pooled_score_empties():
+    layers = pd.DataFrame([dict(init="uniform", condition="snip_global", seed=s, round=r, tensor=t, fraction=f)
+                           for s in range(3) for r in (0, 5)
+                           for t, f in (("hidden.0.weight", 1.0 if r == 0 else 0.0), ("out.weight", 1.0 if r == 0 else 0.9))])
+    values = report.pai_layer_values(layers)
+    assert values == {"uniform.sparsest.snip_global.kept.hidden.0": "0.0", "uniform.sparsest.snip_global.kept.out": "90.0"}

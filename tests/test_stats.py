@@ -309,3 +309,8 @@ def test_the_2020_claims_are_paired_differences_per_seed():
     assert table["Xavier and Kaiming (four schemes) alike at 3.5%: spread of means (points)"].startswith("2.0 (")
     assert table["Xavier ½ best (Xavier ½ − the other Xavier schemes) at 2.3% (points)"] == "1.5 [1.5, 1.5]"
     assert table["all schemes alike at 3.5%: spread of means (points)"].startswith("13.0 (")
+    assert values["four_alike.fixed"].endswith("0 equivalent within ±0.5)")  # three seeds: sameness never claimed
+    five = pd.DataFrame([r | dict(seed=s) for r in rows if r["seed"] == 0 for s in range(5)])
+    four = claims_values(claims_2020({"fixed": ("fixed", five, "test_acc")}))["four_alike.fixed"]
+    assert four.endswith(", 2 equivalent within ±0.5)")  # Kaiming n/u and Xavier n/u, the same in every seed
+    assert claims_values(claims_2020({"fixed": ("fixed", five, "test_acc")}))["four_alike_equivalent.fixed"] == "2 of 6"

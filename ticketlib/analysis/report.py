@@ -31,11 +31,15 @@ def number(value, digits: int = 1) -> str:
 
 
 def with_ci(mean, low, high, digits: int = 1) -> str:
-    """'61.2 [60.1, 62.3]', or '—' for a missing value."""
+    """'61.2 [60.1, 62.3]', or '—' for a missing value; an interval that excludes 0 but whose end
+    rounds to 0 gets another digit ('−0.2 [−0.40, −0.02]'), so it never reads as reaching 0."""
     if np.isnan(mean):
         return "—"
     if np.isnan(low):
         return number(mean, digits)
+    excludes_zero = low > 0 or high < 0
+    if excludes_zero and 0 in (float(number(low, digits).replace("−", "-")), float(number(high, digits).replace("−", "-"))):
+        digits += 1
     return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
@@ -287,14 +291,14 @@ def claims_2020(protocols: dict, levels: dict = LEVELS_2020) -> pd.DataFrame:
     `protocols` maps a key to (column label, early-stop rows, metric). At the level nearest
     levels['alike'], the spread of the means of "all four methods" (Xavier and Kaiming, normal and
     uniform, what the report called alike) and of all schemes, with the pairs that differ after
-    Holm's correction; the paired differences of CLAIMS_2020 at each of their levels (the claim key
+    Holm's correction and those equivalent within ±EQUIVALENCE_MARGIN (TOST); the paired differences of CLAIMS_2020 at each of their levels (the claim key
     for the first, CLAIM_LEVEL for the others); the best scheme near levels['best']."""
     rows = []
     for key, (label, stops, metric) in protocols.items():
         rounds = {name: stats.nearest_round(stops, percent) for name, percent in levels.items()}
         level = {name: stops[stops["round"] == r].weights_remaining.iloc[0] for name, r in rounds.items()}
         at_alike = stops[stops["round"] == rounds["alike"]]
-        found = {}
+        found, equivalent = {}, {}
         for claim, schemes, words in (("four_alike", FOUR_2020, "Xavier and Kaiming (four schemes) alike"),
                                       ("alike", sorted(at_alike.init.unique()), "all schemes alike")):
             chosen = at_alike[at_alike.init.isin(schemes)]
@@ -302,15 +306,17 @@ def claims_2020(protocols: dict, levels: dict = LEVELS_2020) -> pd.DataFrame:
             pairs = stats.pairwise_comparisons(chosen, rounds["alike"], metric)
             found[claim] = (f"{words} at {level['alike']:.1f}%: spread of means (points)",
                             f"{means.max() - means.min():.1f} ({int((pairs.p_holm < 0.05).sum())} of {len(pairs)} "
-                            "pairs differ)")
+                            f"pairs differ, {int(pairs.equivalent.sum())} equivalent within "
+                            f"±{stats.EQUIVALENCE_MARGIN * 100:g})")
+            equivalent[claim] = f"{int(pairs.equivalent.sum())} of {len(pairs)}"
         for claim, (words, a, b, ats) in CLAIMS_2020.items():
             for i, at in enumerate(ats):
                 found[claim if i == 0 else f"{claim}_{at}"] = (f"{words} at {level[at]:.1f}% (points)",
                                                               paired_claim(stops, rounds[at], a, b, metric))
         best_means = stops[stops["round"] == rounds["best"]].groupby("init")[metric].mean() * 100
         found["best"] = (f"best scheme at {level['best']:.1f}%", f"{best_means.idxmax()} ({best_means.max():.1f}%)")
-        rows += [dict(claim=claim, conclusion=words, protocol=key, label=label, measured=text)
-                 for claim, (words, text) in found.items()]
+        rows += [dict(claim=claim, conclusion=words, protocol=key, label=label, measured=text,
+                      equivalent=equivalent.get(claim)) for claim, (words, text) in found.items()]
     return pd.DataFrame(rows)
 
 
@@ -322,8 +328,10 @@ def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims_values(claims: pd.DataFrame) -> dict:
-    """claims_2020's rows as values keyed CLAIM.PROTOCOL."""
-    return {f"{row.claim}.{row.protocol}": row.measured for row in claims.itertuples()}
+    """claims_2020's rows as values keyed CLAIM.PROTOCOL, and the equivalent pairs of the spreads as
+    CLAIM_equivalent.PROTOCOL ('5 of 6')."""
+    return {**{f"{row.claim}.{row.protocol}": row.measured for row in claims.itertuples()},
+            **{f"{row.claim}_equivalent.{row.protocol}": row.equivalent for row in claims.itertuples() if row.equivalent}}
 
 
 def budget_label(iterations) -> str:
@@ -616,7 +624,7 @@ def pai_table(stops: pd.DataFrame, pooled: pd.DataFrame | None = None) -> tuple[
     `_global` conditions of another grid, each paired with its own grid's ticket), at a middle level
     and the sparsest: the ticket's accuracy, the best pruning-at-initialization condition (by mean)
     and the ticket − best gap paired by seed; values also each condition's mean accuracy
-    (INIT.LEVEL.CONDITION), the pooled ones as INIT.LEVEL.pooled_best/_best_acc/_gap."""
+    (INIT.LEVEL.CONDITION), the pooled grid's as INIT.LEVEL.pooled_best/_best_acc/_gap/_ticket."""
     last = int(stops["round"].max())
     middle = stats.nearest_round(stops, 7.0)
     level = stops.groupby("round").weights_remaining.first()
@@ -637,13 +645,21 @@ def pai_table(stops: pd.DataFrame, pooled: pd.DataFrame | None = None) -> tuple[
                 row[f"{level[r]:.1f}%: best at init (%)"] = f"{best} {best_acc * 100:.1f}"
                 row[f"{level[r]:.1f}%: ticket − best (points)"] = paired_cell(d)
                 values |= {f"{init}.{label}.{prefix}best": best, f"{init}.{label}.{prefix}best_acc": f"{best_acc * 100:.1f}",
-                           f"{init}.{label}.{prefix}gap": paired_cell(d)}
+                           f"{init}.{label}.{prefix}gap": paired_cell(d), f"{init}.{label}.{prefix}ticket": f"{ticket * 100:.1f}"}
                 values |= {f"{init}.{label}.{condition}": f"{acc * 100:.1f}"
                            for condition, acc in at.groupby("condition").test_acc.mean().items()
                            if not (prefix and condition == "ticket")}  # the ticket's value: the per-layer grid's
             rows.append(row)
     table = pd.DataFrame(rows)
     return (table if pooled is not None else table.drop(columns="masks")), values
+
+
+def pai_layer_values(layers: pd.DataFrame) -> dict:
+    """Where pruning at initialization puts the sparsity: at the sparsest round, the percent of each
+    tensor's weights kept (mean over seeds) per init and condition, as INIT.sparsest.CONDITION.kept.TENSOR."""
+    last = layers[layers["round"] == layers["round"].max()]
+    kept = last.assign(tensor=last.tensor.str.removesuffix(".weight")).groupby(["init", "condition", "tensor"]).fraction.mean()
+    return {f"{init}.sparsest.{condition}.kept.{tensor}": f"{share * 100:.1f}" for (init, condition, tensor), share in kept.items()}
 
 
 def layer_fractions(layers: pd.DataFrame) -> pd.DataFrame:
