@@ -297,7 +297,7 @@ def test_the_scorecard_measures_each_initializer_from_its_grids():
 
 
 def test_the_scorecards_pruning_at_init_gap_is_to_the_best_method_per_layer_or_pooled():
-    from ticketlib.analysis.report import scorecard
+    from ticketlib.analysis.report import scorecard, scorecard_table
     levels = (100.0, 10.0, 1.0)
     tickets = pd.DataFrame([dict(init="normal", seed=s, condition="ticket", round=r, weights_remaining=w,
                                  test_acc=0.90 + 0.001 * s) for s in range(3) for r, w in enumerate(levels)])
@@ -310,6 +310,8 @@ def test_the_scorecards_pruning_at_init_gap_is_to_the_best_method_per_layer_or_p
     assert card.pai_best.iloc[0] == "snip" and card.pai_gap.iloc[0] == pytest.approx(5.0)
     card = scorecard(tickets, controls, pai=pai, pai_pooled=pooled)
     assert card.pai_best.iloc[0] == "snip_global" and card.pai_gap.iloc[0] == pytest.approx(2.0)
+    cell = scorecard_table(card)["ticket − best pruning at init, 1.0%"].iloc[0]
+    assert cell.startswith("2.0 [") and cell.endswith("(snip_global)")  # the method, so its grid, is named
 
 
 def test_a_scorecard_with_barriers_at_theta0_alone_leaves_out_the_first_stable_rewind_point():

@@ -800,7 +800,9 @@ def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
         f"barrier at θ0, {level:.1f}% (points)": cells("barrier_k0"),
         "first stable k": [("—" if np.isnan(k) else f"{int(k):,}") if "first_stable_k" in card else "—"
                            for k in card.get("first_stable_k", pd.Series(np.nan, index=card.index))],
-        f"ticket − best pruning at init, {level:.1f}%": cells("pai_gap"),
+        f"ticket − best pruning at init, {level:.1f}%": [
+            cell if cell == "—" else f"{cell} ({best})"
+            for cell, best in zip(cells("pai_gap"), card.get("pai_best", pd.Series("", index=card.index)))],
     })
     return table.loc[:, [c for c in table if not (table[c] == "—").all()]]  # what no grid measured
 
