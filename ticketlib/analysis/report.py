@@ -37,8 +37,7 @@ def with_ci(mean, low, high, digits: int = 1) -> str:
         return "—"
     if np.isnan(low):
         return number(mean, digits)
-    excludes_zero = low > 0 or high < 0
-    if excludes_zero and 0 in (float(number(low, digits).replace("−", "-")), float(number(high, digits).replace("−", "-"))):
+    if (low > 0 or high < 0) and 0 in (round(low, digits), round(high, digits)):
         digits += 1
     return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
@@ -291,8 +290,9 @@ def claims_2020(protocols: dict, levels: dict = LEVELS_2020) -> pd.DataFrame:
     `protocols` maps a key to (column label, early-stop rows, metric). At the level nearest
     levels['alike'], the spread of the means of "all four methods" (Xavier and Kaiming, normal and
     uniform, what the report called alike) and of all schemes, with the pairs that differ after
-    Holm's correction and those equivalent within ±EQUIVALENCE_MARGIN (TOST); the paired differences of CLAIMS_2020 at each of their levels (the claim key
-    for the first, CLAIM_LEVEL for the others); the best scheme near levels['best']."""
+    Holm's correction and those equivalent within ±EQUIVALENCE_MARGIN (TOST); the paired
+    differences of CLAIMS_2020 at each of their levels (the claim key for the first, CLAIM_LEVEL for
+    the others); the best scheme near levels['best']."""
     rows = []
     for key, (label, stops, metric) in protocols.items():
         rounds = {name: stats.nearest_round(stops, percent) for name, percent in levels.items()}
@@ -773,10 +773,9 @@ def scorecard(tickets: pd.DataFrame, controls: pd.DataFrame, barriers: pd.DataFr
             if barriers.rewind_iteration.nunique() > 1:  # with θ0 alone, "none stable" would read as "not measured"
                 first = stats.first_stable(sparse, by=("init", "round")).first_stable
                 row["first_stable_k"] = first.iloc[0] if len(first) else np.nan
-        if pai is not None and (p := pai[(pai.init == init) & (pai["round"] == pai["round"].max())]).size:
-            families = [p] + ([q] if pai_pooled is not None and (
-                q := pai_pooled[(pai_pooled.init == init) & (pai_pooled["round"] == pai_pooled["round"].max())]).size else [])
-            best, _, d = max((best_at_init(f) for f in families), key=lambda found: found[1])
+        families = [f[(f.init == init) & (f["round"] == f["round"].max())] for f in (pai, pai_pooled) if f is not None]
+        if families := [f for f in families if f.size]:
+            best, _, d = max(map(best_at_init, families), key=lambda found: found[1])
             row |= dict(pai_best=best, pai_gap=d["diff"] * 100, pai_gap_low=d["low"] * 100,
                         pai_gap_high=d["high"] * 100, pai_seeds=d["seeds"])
         rows.append(row)
