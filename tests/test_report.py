@@ -129,6 +129,16 @@ def test_the_instability_table_gives_each_later_rewind_points_gain_paired_by_see
     assert values["largest_barrier"] == values["late_largest_barrier"] == "0.1"  # each over its own rewind points
 
 
+def test_the_instability_table_gives_the_range_of_the_fan_scaled_gains_without_the_unscaled():
+    gain = {"xavier_normal": 0.002, "orthogonal": -0.001, "normal": 0.3}
+    rows = [dict(init=init, seed=s, k=report.rewind_label(k), rewind_iteration=k, round=r,
+                 weights_remaining=100 * 0.8 ** r, barrier=0.001, test_acc=0.9 + (gain[init] if k else 0) + 0.001 * s)
+            for init in gain for k in (0, 2000) for s in range(3) for r in range(3)]
+    barriers = pd.DataFrame(rows)
+    _, values = report.instability_table(barriers, barriers.assign(condition="ticket"))
+    assert values["scaled.k2000.minus_k0_sparsest_low"] == "−0.1" and values["scaled.k2000.minus_k0_sparsest_high"] == "0.2"
+
+
 def test_barrier_intervals_stop_at_zero():
     rows = [dict(init="normal", seed=s, k="θ0 (k = 0)", rewind_iteration=0, round=r, weights_remaining=100 * 0.8 ** r,
                  barrier=0.03 if s == 2 else 0.0) for s in range(3) for r in range(2)]
@@ -247,6 +257,21 @@ def test_panels_fitted_to_the_means_cut_a_wide_band_at_the_frame():
     assert wide.axes[0].get_ylim()[1] > 35
     low, high = fitted.axes[0].get_ylim()
     assert 9.0 < high < 10.0 and -1.0 < low < 0.1
+
+
+def test_panels_draw_the_named_lines_in_grey_under_one_legend_entry_last():
+    import matplotlib
+    matplotlib.use("Agg")
+    from ticketlib.analysis.figures import panels
+    inits = ["xavier_normal", "normal", "lecun_normal", "lecun_uniform"]
+    summary = pd.DataFrame([dict(tensor=t, init=i, weights_remaining=w, mean=w, low=w, high=w)
+                            for t in ("a", "b") for i in inits for w in (100.0, 10.0)])
+    fig = panels(summary, "tensor", "init", "kept", in_grey=["lecun_normal", "lecun_uniform"], grey_label="others")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["normal", "xavier_normal", "others"]
+    for ax in fig.axes[:2]:
+        greys = [line for line in ax.get_lines() if line.get_color() == "0.75"]
+        assert len(greys) == 2 and len(ax.get_lines()) == 4
 
 
 def test_pai_layer_values_say_which_layers_a_pooled_score_empties():

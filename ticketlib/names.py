@@ -14,6 +14,7 @@ SEED2020_INITS = ["normal", "uniform", "kaiming_normal", "kaiming_uniform", "xav
                   "xavier_normal_double", "xavier_uniform_double"]
 FACTOR_INITS = ["uniform_symmetric", "uniform_centered"]  # added to separate scale, fan and mean
 STUDY_INITS = [name for name in SCHEMES if name not in FACTOR_INITS]  # the 16 schemes of the main grids
+REPRESENTATIVES = ["xavier_normal", "kaiming_normal", "orthogonal", "signed_constant", "normal", "uniform"]  # the mechanism grids' six
 FAMILIES = {  # for figures: schemes side by side with their relatives
     "unscaled: N(0, 1), U(0, 1)": ["normal", "uniform"],
     "Kaiming (He)": ["kaiming_normal", "kaiming_uniform"],

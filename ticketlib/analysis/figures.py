@@ -83,21 +83,27 @@ def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining"
 
 def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = None, columns: int = 3,
            x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2,
-           reference: float | None = None, fit_to_means: bool = False):
+           reference: float | None = None, fit_to_means: bool = False, in_grey=(), grey_label: str = "other schemes"):
     """Small multiples: one panel per value of `panel`, a line with its band per value of `hue`
     (columns x, mean, low, high; each its own colour, dash and marker), the sparsity axis when x is
     weights_remaining, one legend above; `reference`: a dotted grey line at that y (a threshold);
     `fit_to_means`: the y axis spans the means (and the reference), bands reaching past it are cut
-    at the frame, so that one wide band does not flatten every line."""
+    at the frame, so that one wide band does not flatten every line; `in_grey`: `hue` values drawn
+    as thin grey means behind the others, one legend entry (`grey_label`) for all of them, so that
+    a panel keeps few coloured lines."""
     names = (list(summary[panel].cat.categories) if isinstance(summary[panel].dtype, pd.CategoricalDtype)
              else list(dict.fromkeys(summary[panel])))
     rows = -(-len(names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, height * rows + 0.6), squeeze=False, sharey=sharey)
-    colours = colours or palette(summary[hue].unique())
+    grey = summary[hue].isin(list(in_grey))
+    colours = colours or palette(summary[hue][~grey].unique())
     for ax, name in zip(axes.flat, names):
         if reference is not None:
             ax.axhline(reference, color="0.45", ls=":", lw=0.9, zorder=0)
-        band_plot(ax, summary[summary[panel] == name], hue, colours, x=x, styled=True)
+        for i, (_, group) in enumerate(summary[grey & (summary[panel] == name)].groupby(hue)):
+            group = group.sort_values(x)
+            ax.plot(group[x], group["mean"], color="0.75", lw=0.7, zorder=1, label=grey_label if i == 0 else None)
+        band_plot(ax, summary[~grey & (summary[panel] == name)], hue, colours, x=x, styled=True)
         ax.set_title(titles(name), fontsize=8)
         if x == "weights_remaining":
             sparsity_axis(ax, summary.weights_remaining, most_ticks=4)
@@ -109,7 +115,9 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
             ax.set_ylim(low - margin, high + margin)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    entries = dict(zip(*reversed(axes.flat[0].get_legend_handles_labels())))
+    entries |= {grey_label: entries.pop(grey_label)} if grey_label in entries else {}  # the grey lines' entry last
+    labels, handles = list(entries), list(entries.values())
     fig.supylabel(ylabel, fontsize=9)
     fig.supxlabel("weights remaining (%, log scale)" if x == "weights_remaining" else x, fontsize=9)
     legend_rows = -(-len(labels) // 4)

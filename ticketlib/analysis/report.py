@@ -551,15 +551,15 @@ def rewind_order(label: str) -> int:
 
 def late_rewind_gains(tickets: pd.DataFrame) -> pd.DataFrame:
     """Tickets rewound to each later iteration k minus those rewound to θ0, paired by seed: (k,
-    round, 'diff [low, high]' in points) at every round both have."""
+    round, 'diff [low, high]' and the mean alone, in points) at every round both have."""
     rows = []
     for k in sorted(tickets.rewind_iteration.unique()):
         if k == 0:
             continue
         d = stats.paired_differences(tickets, "k", rewind_label(k), rewind_label(0), by=("round",))
-        rows += [(int(k), int(row["round"]), with_ci(row["diff"] * 100, row["low"] * 100, row["high"] * 100))
+        rows += [(int(k), int(row["round"]), with_ci(row["diff"] * 100, row["low"] * 100, row["high"] * 100), row["diff"] * 100)
                  for _, row in d.iterrows()]
-    return pd.DataFrame(rows, columns=["k", "round", "diff"])
+    return pd.DataFrame(rows, columns=["k", "round", "diff", "mean"])
 
 
 def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int = 4) -> tuple[pd.DataFrame, dict]:
@@ -567,14 +567,16 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
     [95% t] over seeds) and the tickets' test accuracy; the first k whose mean barrier is under
     stats.STABLE at each shown level; values: the barrier at k = 0 dense and at the sparsest level,
     each later k's tickets and their paired gain over θ0's at the shown levels
-    (`INIT.kK.ticket_LEVEL`, `INIT.kK.minus_k0_LEVEL`), the largest mean barrier at any level and the
-    largest upper interval end (barrier_ci's intervals), rewound to θ0 and (`late_`) to any later k."""
+    (`INIT.kK.ticket_LEVEL`, `INIT.kK.minus_k0_LEVEL`) with the range of the fan-scaled schemes'
+    mean gains at the sparsest level (`scaled.kK.minus_k0_sparsest_low`, `_high`), the largest mean
+    barrier at any level and the largest upper interval end (barrier_ci's intervals), rewound to θ0
+    and (`late_`) to any later k."""
 
     last = int(barriers["round"].max())
     shown = sorted({*range(0, last + 1, max(1, -(-last // (most - 1)))), last})
     level = barriers.groupby("round").weights_remaining.first()
     stable = stats.first_stable(barriers[barriers["round"].isin(shown)], by=("init", "round"))
-    rows, values = [], dict(stable=f"{stats.STABLE * 100:g}", sparsest=f"{level[last]:.1f}",
+    rows, scaled_gains, values = [], [], dict(stable=f"{stats.STABLE * 100:g}", sparsest=f"{level[last]:.1f}",
                             seeds=int(barriers.seed.nunique()))
     for rewound, prefix in ((barriers.rewind_iteration == 0, ""), (barriers.rewind_iteration > 0, "late_")):
         if not rewound.any():
@@ -598,7 +600,9 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
                     values[f"{init}.barrier_{'dense' if r == 0 else 'sparsest'}"] = with_ci(*barrier_ci(b))
             rows.append(row)
         late = late_rewind_gains(tickets[tickets.init == init])
-        for k, r, diff in late[late["round"].isin(shown)].itertuples(index=False):
+        if init not in UNSCALED:
+            scaled_gains.append(late[late["round"] == last])
+        for k, r, diff, _ in late[late["round"].isin(shown)].itertuples(index=False):
             place = "sparsest" if r == last else f"{level[r]:.1f}"
             values[f"{init}.k{k}.ticket_{place}"] = number(
                 tickets[(tickets.init == init) & (tickets.k == rewind_label(k)) & (tickets["round"] == r)].test_acc.mean() * 100, 1)
@@ -607,6 +611,10 @@ def instability_table(barriers: pd.DataFrame, tickets: pd.DataFrame, most: int =
             first = stable[(stable.init == init) & (stable["round"] == r)].first_stable
             k_first = first.iloc[0] if len(first) else np.nan
             values[f"{init}.first_stable_{r}"] = "none" if pd.isna(k_first) else f"{int(k_first)}"
+    if scaled_gains:
+        for k, gains in pd.concat(scaled_gains).groupby("k")["mean"]:
+            values[f"scaled.k{k}.minus_k0_sparsest_low"], values[f"scaled.k{k}.minus_k0_sparsest_high"] = (
+                number(gains.min(), 1), number(gains.max(), 1))
     table = pd.DataFrame(rows)
     return (table.drop(columns="rewind") if table.rewind.nunique() == 1 else table), values  # one k: said in the caption
 
