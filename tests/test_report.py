@@ -280,3 +280,13 @@ def test_pai_layer_values_say_which_layers_a_pooled_score_empties():
                            for t, f in (("hidden.0.weight", 1.0 if r == 0 else 0.0), ("out.weight", 1.0 if r == 0 else 0.9))])
     values = report.pai_layer_values(layers)
     assert values == {"uniform.sparsest.snip_global.kept.hidden.0": "0.0", "uniform.sparsest.snip_global.kept.out": "90.0"}
+
+
+def test_the_summary_values_give_the_fan_scaled_ranges_dense_and_at_the_sparsest_level():
+    stops = pd.DataFrame(stop_rows({"xavier_normal": [0.976, 0.952], "orthogonal": [0.978, 0.957],
+                                    "normal": [0.93, 0.30]}, iteration=500))
+    stops.loc[(stops.init == "orthogonal") & (stops.seed == 2), "test_acc"] += 0.0003  # pairs that vary by seed
+    summary = stats.initializer_summary(stops, levels=())
+    overlap = pd.DataFrame(0.1, index=["a", "b"], columns=["a", "b"])
+    values = report.summary_values(stops, stats.pairwise_comparisons(stops, 1), overlap, 0.01, summary)
+    assert values["scaled_dense_acc"] == "97.7–97.9" and values["scaled_sparsest_acc"] == "95.3–95.8"  # N(0, 1) left out

@@ -241,18 +241,21 @@ def pairs_among(pairs: pd.DataFrame, names) -> pd.DataFrame:
 def summary_values(stops: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame, chance: float,
                    summary: pd.DataFrame) -> dict:
     """The sparsest level's best and worst scheme, the significant pairs (all, and among the schemes
-    scaled by fan: `scaled_*`), their spread there and the range of their matching levels, and mask
-    overlaps; `summary` is initializer_summary's."""
+    scaled by fan: `scaled_*`), their spread there, the ranges of their mean accuracy dense and at
+    the sparsest level and of their matching levels, and mask overlaps; `summary` is initializer_summary's."""
     last = int(stops["round"].max())
     scaled = fan_scaled(stops.init.unique())
     among = pairs_among(pairs, scaled)
     means = stops[(stops["round"] == last) & stops.init.isin(scaled)].groupby("init").test_acc.mean() * 100
+    dense = stops[(stops["round"] == 0) & stops.init.isin(scaled)].groupby("init").test_acc.mean() * 100
     matching = summary[summary.init.isin(scaled)].matching
+    span = lambda values: f"{values.min():.1f}–{values.max():.1f}"
     return {"sparsest": f"{stops[stops['round'] == last].weights_remaining.iloc[0]:.1f}",
             "seeds": stops.seed.nunique(), **best_versus_worst(stops, pairs, last),
             **sameness_values(pairs), **sameness_values(among, "scaled_"),
             "scaled_count": len(scaled), "scaled_spread": f"{means.max() - means.min():.1f}",
             "scaled_best": means.idxmax(), "scaled_worst": means.idxmin(),
+            "scaled_dense_acc": span(dense), "scaled_sparsest_acc": span(means),
             "scaled_matching": "–".join(f"{v:.1f}" for v in sorted({matching.min(), matching.max()})),
             **overlap_values(overlap, chance)}
 
