@@ -53,7 +53,11 @@ BAD_RUNS = {
     "negative lr": (["--lr", "-1"], "lr must be a positive number"),
     "zero scale": (["--scales", "0"], "scale must be a positive number"),
     "two budgets": (["--epochs", "3"], "give iterations or epochs, not both"),
-    "rewind past budget": (["--rewind-iteration", "40"], "rewind_iteration must be smaller"),
+    "rewind past budget": (["--rewind-iteration", "40"], "smaller than the iterations per round (40); got 40"),
+    "zero width": (["--hidden", "0"], "hidden must be positive integers like 100,100 or 300; got '0'"),
+    "unknown flag": (["--foo", "1"], "unrecognized arguments: --foo 1 (see ticketlib run --help)"),
+    "abbreviated flag": (["--iteration", "5"], "unrecognized arguments: --iteration 5"),  # as a grid file's key would be
+    "npz folder": (["--dataset", "npz:/", "--num-samples", None], "npz:/ is a folder; name the .npz file in it"),
     "seeds not numbers": (["--seeds", "a,b"], "--seeds: seeds must be an integer; got 'a'"),
     "seeds backwards": (["--seeds", "3-1"], "the range 3-1 runs backwards; write 1-3"),
     "missing npz": (["--dataset", "npz:/no/such.npz", "--num-samples", None], "npz file not found"),
@@ -171,3 +175,11 @@ def test_bad_notebook_parameters(tmp_path, parameters, message):
     assert result.returncode != 0
     assert f"TicketError: {message}" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "build").exists()  # nothing written
+
+
+def test_a_missing_grid_file_lists_the_grids_there(tmp_path, monkeypatch, capsys):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mnist_main.yaml").write_text("dataset: mnist\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "mnist_mian"]) == 2
+    assert "config file not found: configs/mnist_mian.yaml; grids in configs: mnist_main" in capsys.readouterr().err

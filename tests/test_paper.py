@@ -187,3 +187,9 @@ def test_the_provenance_table_names_the_machines_a_grid_ran_on():
     assert made_on({"made_on": [{"machine": cpu | dict(device="cuda"), "rounds": 1}]}) == "AMD EPYC AVX2 (cuda)"
     assert made_on({}) == "not recorded"
     assert made_on({"made_on": [{"machine": "unrecorded", "rounds": 4}, identity["made_on"][0]]}) == "not recorded, AMD EPYC AVX2"
+
+
+def test_a_missing_value_is_named_once_however_often_the_paper_uses_it(tmp_path):
+    with pytest.raises(TicketError) as error:
+        fill("{{a.b}} and {{a.b}} and {{c}}", {"c": 1}, tmp_path)
+    assert str(error.value).startswith("paper needs value 'a.b'; run the notebooks")

@@ -29,8 +29,11 @@ STOPPED = "stopped; rerun the same command to resume (finished rounds are kept)"
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)  # a flag is its whole name, as a grid file's key is
+
     def error(self, message):  # one line on stderr, not the usage block
-        raise TicketError(message)
+        raise TicketError(f"{message} (see {self.prog} --help)")
 
 
 class Terminated(Exception):
@@ -289,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # named here, where the command is known, so that the hint points at its flags
+            raise TicketError(f"unrecognized arguments: {' '.join(unknown)} (see ticketlib {args.command} --help)")
         COMMANDS[args.command](args)
     except TicketError as error:
         print(f"ticketlib: error: {error}", file=sys.stderr)

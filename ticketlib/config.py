@@ -209,7 +209,7 @@ def read(name: str, value, where: str = ""):
                 out += _range(part, name, where) if kind == "indices" and isinstance(part, str) else [_integer(name, part, where)]
         if not out or any(n < (1 if kind == "counts" else 0) for n in out):
             raise TicketError(f"{where}{name} must be {'positive' if kind == 'counts' else 'non-negative'} integers "
-                              f"like 0,1,2 or 0-4; got {value!r}")
+                              f"like {'100,100 or 300' if kind == 'counts' else '0,1,2 or 0-4'}; got {value!r}")
         return tuple(out)
     if kind == "numbers":
         items = _items(value) if isinstance(value, (str, list, tuple)) else [value]
@@ -239,7 +239,8 @@ def read_grid_file(path: str | Path) -> list[dict]:
 
     path = Path(path)
     if not path.is_file():
-        raise TicketError(f"config file not found: {path}")
+        grids = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise TicketError(f"config file not found: {path}" + (f"; grids in {path.parent}: {', '.join(grids)}" if grids else ""))
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:

@@ -152,7 +152,8 @@ def npz_arrays(path: str):
     """The four arrays of a user's npz file, checked before any run starts: present, matching
     lengths and example shapes, finite inputs, integer class labels with at least two classes."""
     if not Path(path).is_file():
-        raise TicketError(f"npz file not found: {path}")
+        raise TicketError(f"npz:{path} is a folder; name the .npz file in it" if Path(path).is_dir()
+                          else f"npz file not found: {path}")
     if not zipfile.is_zipfile(path):  # checked first: np.load would try it as a pickle and say so
         with open(path, "rb") as file:
             kind = "a single .npy array" if file.read(6) == b"\x93NUMPY" else "not a zip archive"

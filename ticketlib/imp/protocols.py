@@ -106,7 +106,8 @@ def make_run(dataset: str, model: str, init: str, seed: int, protocol: str = "fr
     if hp["data_seed"] == seed:
         hp["data_seed"] = None  # the same run as leaving it out
     if hp["iterations"] and hp["rewind_iteration"] >= hp["iterations"]:
-        raise TicketError("rewind_iteration must be smaller than the iterations per round")
+        raise TicketError(f"rewind_iteration must be smaller than the iterations per round ({hp['iterations']}); "
+                          f"got {hp['rewind_iteration']}")
     if hp["rewind_iteration"] and hp["rewind_target"] != "init":
         raise TicketError("late rewinding (rewind_iteration > 0) rewinds to the ticket's own weights: "
                           "it needs rewind_target init")

@@ -71,7 +71,7 @@ def fill(text: str, values: dict, tables: Path) -> str:
     text = re.sub(r"\{\{table:([\w-]+)\}\}", table, text)
     text = re.sub(r"\{\{([\w.-]+)\}\}", value, text)
     if missing:
-        raise TicketError(f"paper needs {', '.join(missing)}; run the notebooks first (make study)")
+        raise TicketError(f"paper needs {', '.join(dict.fromkeys(missing))}; run the notebooks first (make study)")
     return text
 
 
