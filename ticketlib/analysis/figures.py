@@ -81,6 +81,14 @@ def band_plot(ax, summary, hue: str, colours: dict, x: str = "weights_remaining"
         ax.fill_between(group[x], group.low, group.high, color=colours[name], alpha=0.15, lw=0)
 
 
+def grey_means(ax, summary, hue: str, x: str, colour: str, label: str | None = None) -> None:
+    """Each `hue` value's mean as a thin grey line behind the coloured ones (context, no band);
+    `label` on the first line only, so that a legend gives them one entry."""
+    for i, (_, group) in enumerate(summary.groupby(hue)):
+        group = group.sort_values(x)
+        ax.plot(group[x], group["mean"], color=colour, lw=0.7, zorder=1, label=label if i == 0 else None)
+
+
 def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = None, columns: int = 3,
            x: str = "weights_remaining", titles=str, sharey: bool = True, height: float = 2.2,
            reference: float | None = None, fit_to_means: bool = False, in_grey=(), grey_label: str = "other schemes"):
@@ -100,9 +108,7 @@ def panels(summary, panel: str, hue: str, ylabel: str, colours: dict | None = No
     for ax, name in zip(axes.flat, names):
         if reference is not None:
             ax.axhline(reference, color="0.45", ls=":", lw=0.9, zorder=0)
-        for i, (_, group) in enumerate(summary[grey & (summary[panel] == name)].groupby(hue)):
-            group = group.sort_values(x)
-            ax.plot(group[x], group["mean"], color="0.75", lw=0.7, zorder=1, label=grey_label if i == 0 else None)
+        grey_means(ax, summary[grey & (summary[panel] == name)], hue, x, "0.75", grey_label)
         band_plot(ax, summary[~grey & (summary[panel] == name)], hue, colours, x=x, styled=True)
         ax.set_title(titles(name), fontsize=8)
         if x == "weights_remaining":
@@ -190,9 +196,7 @@ def family_panels(summary, x: str, xlabel: str, ylabel: str, format_x=lambda ax:
     shown = scaled if zoom_from is None else scaled[scaled[x] >= zoom_from]
     for ax, (family, names) in zip(axes.flat, families.items()):
         behind = summary if family == unscaled else scaled
-        for name, group in behind[~behind.init.isin(names)].groupby("init"):
-            group = group.sort_values(x)
-            ax.plot(group[x], group["mean"], color="0.85", lw=0.7, zorder=1)
+        grey_means(ax, behind[~behind.init.isin(names)], "init", x, "0.85")
         band_plot(ax, summary[summary.init.isin(names)], "init", colours, x=x, styled=True)
         ax.set_title(family, fontsize=8)
         format_x(ax)
